@@ -1,0 +1,771 @@
+//! Attribution: which known cause explains a trace's drops, and across arms
+//! and seeds, which varied factor does.
+//!
+//! Reads a [`Trace`] (and, for runs, the manifest), never burn. Returns plain
+//! data; `report` and `check` present and judge it.
+
+pub mod arms;
+pub mod overfit;
+pub mod signatures;
+pub mod stats;
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use crate::detect::{self, DetectConfig, Detection, DropShape, Prepared};
+use crate::events::{self, EventKind, Events};
+use crate::trace::{LogMode, Trace};
+
+pub use arms::{ArmAnalysis, FactorEffect, RunAnalysis, analyze_run};
+pub use overfit::{OverfitVerdict, Overfitting};
+pub use signatures::{DataOrderTest, FoldedProfile, LastBatchTest, RunningMeanTest};
+pub use stats::Interval;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The fixed vocabulary of causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Drops at epoch starts as memorized examples come round again.
+    EpochBoundary,
+    /// A drop at an LR decrease.
+    LrChange,
+    /// A rise at an LR restart, then a fall as the LR anneals.
+    WarmRestart,
+    /// The logged value is an epoch-cumulative mean: its "drops" are an artifact.
+    RunningMeanArtifact,
+    /// Unshuffled or sorted data: a repeating within-epoch pattern.
+    DataOrder,
+    /// An outlier at the last step of each epoch, tied to a short last batch.
+    LastBatch,
+    /// A fall that only recovers from a spike.
+    LossSpike,
+    /// Significant drops that match no event type.
+    Unexplained,
+    /// No significant drops.
+    None,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 9] = [
+        Cause::EpochBoundary,
+        Cause::LrChange,
+        Cause::WarmRestart,
+        Cause::RunningMeanArtifact,
+        Cause::DataOrder,
+        Cause::LastBatch,
+        Cause::LossSpike,
+        Cause::Unexplained,
+        Cause::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::EpochBoundary => "epoch_boundary",
+            Cause::LrChange => "lr_change",
+            Cause::WarmRestart => "warm_restart",
+            Cause::RunningMeanArtifact => "running_mean_artifact",
+            Cause::DataOrder => "data_order",
+            Cause::LastBatch => "last_batch",
+            Cause::LossSpike => "loss_spike",
+            Cause::Unexplained => "unexplained",
+            Cause::None => "none",
+        }
+    }
+
+    /// What it means, and what would confirm it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Cause::EpochBoundary => {
+                "the model re-sees examples it has memorized at each epoch start; confirm by training on fresh data each epoch (the drops vanish) or by removing label noise / capacity (they shrink)"
+            }
+            Cause::LrChange => {
+                "the learning rate was cut; confirm by moving the milestone (the drop moves with it) or using a constant LR"
+            }
+            Cause::WarmRestart => {
+                "the LR schedule restarts: the loss rises at each restart and falls as the LR anneals; expected for SGDR"
+            }
+            Cause::RunningMeanArtifact => {
+                "the logged value is an epoch-cumulative mean (as progress bars print), not the loss of each step; log the per-step loss to see the real curve"
+            }
+            Cause::DataOrder => {
+                "batches are not shuffled (or are sorted by class): the loss repeats a within-epoch pattern; shuffle every epoch"
+            }
+            Cause::LastBatch => {
+                "the last batch of each epoch is short; with batch norm its statistics are poor; set drop_last = true"
+            }
+            Cause::LossSpike => {
+                "a fall that only recovers from a spike; look at the spike's cause (a bad batch, a too-high LR) instead"
+            }
+            Cause::Unexplained => {
+                "drops at no known event: an escape from a plateau, or a cause the log does not show"
+            }
+            Cause::None => "no significant drops",
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Cause {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Cause::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown cause '{s}' (known: {})",
+                    Cause::ALL.map(|c| c.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfidenceLevel {
+    Low,
+    Medium,
+    High,
+}
+
+/// One named cause with the evidence that decided it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CauseFinding {
+    pub cause: Cause,
+    /// 0 to 1: one minus the adjusted p-value of the deciding test, for event causes.
+    pub confidence: f64,
+    pub level: ConfidenceLevel,
+    /// The effect at its events in log-loss (negative = drop), with a 95% interval.
+    pub effect_log: Option<Interval>,
+    pub evidence: Vec<String>,
+}
+
+/// The targeted tests at one event type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventStat {
+    pub kind: EventKind,
+    pub n_events: usize,
+    /// Events tested (inside the series, with enough points on both sides).
+    pub n_tested: usize,
+    pub n_significant_drops: usize,
+    pub n_significant_rises: usize,
+    /// Median jump in log-loss at these events (negative = drop), 95% bootstrap interval.
+    pub median_effect_log: Interval,
+    /// One-sided p-values of the median jump against the same statistic at random times.
+    pub p_drop: f64,
+    pub p_rise: f64,
+    /// Holm-adjusted across event types.
+    pub p_drop_adjusted: f64,
+    pub p_rise_adjusted: f64,
+    /// How the null was built: "random times" or "other epoch starts".
+    pub null: String,
+    pub effects: Vec<EventEffect>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEffect {
+    pub step: u64,
+    pub jump_log: f64,
+    pub z: f64,
+}
+
+/// A detected drop and what explains it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainedDrop {
+    pub step: u64,
+    /// ln(before) - ln(after): positive for a drop.
+    pub log: f64,
+    pub rel: f64,
+    pub z: f64,
+    pub shape: DropShape,
+    pub explained_by: Cause,
+    /// The event it sits at, if any.
+    pub event: Option<EventKind>,
+}
+
+/// Everything known about one trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceAnalysis {
+    pub name: String,
+    pub n_steps: usize,
+    pub steps_per_epoch: Option<f64>,
+    pub diverged: bool,
+    pub log_mode: Option<LogMode>,
+    pub events: Events,
+    pub detection: Detection,
+    pub event_stats: Vec<EventStat>,
+    pub profile: Option<FoldedProfile>,
+    pub data_order: Option<DataOrderTest>,
+    pub running_mean: Option<RunningMeanTest>,
+    pub last_batch: Option<LastBatchTest>,
+    pub causes: Vec<CauseFinding>,
+    pub drops: Vec<ExplainedDrop>,
+    pub unexplained_drops: Vec<u64>,
+    pub overfitting: Overfitting,
+}
+
+impl TraceAnalysis {
+    pub fn names(&self, cause: Cause) -> bool {
+        self.causes.iter().any(|c| c.cause == cause)
+    }
+
+    pub fn finding(&self, cause: Cause) -> Option<&CauseFinding> {
+        self.causes.iter().find(|c| c.cause == cause)
+    }
+
+    pub fn stat(&self, kind: EventKind) -> Option<&EventStat> {
+        self.event_stats.iter().find(|s| s.kind == kind)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AnalyzeOptions {
+    pub detect: DetectConfig,
+    /// Random event sets for the null distribution.
+    pub shifts: usize,
+    pub alpha: f64,
+    /// Planted optimizer resets (from a scenario), every this many epochs.
+    pub reset_every_epochs: Option<u64>,
+    pub seed: u64,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        AnalyzeOptions {
+            detect: DetectConfig::default(),
+            shifts: 499,
+            alpha: 0.05,
+            reset_every_epochs: None,
+            seed: 0x00d5_c09e,
+        }
+    }
+}
+
+/// Points per side of an event's local-linear jump test, at most: drops after an LR cut
+/// settle within tens of steps, and far windows mostly add the trend's curvature.
+const MAX_EVENT_WINDOW: usize = 100;
+
+/// A jump test with a gap: the line before the event ends `gap` points early, so an
+/// outlier right before the boundary (a short last batch) cannot pose as a drop after it.
+fn gap_jump(p: &Prepared, at: usize, left: usize, right: usize, gap: usize) -> Option<(f64, f64)> {
+    let l_end = at.checked_sub(gap)?;
+    let lo = left.max(l_end.saturating_sub(MAX_EVENT_WINDOW));
+    let hi = right.min(at + MAX_EVENT_WINDOW).min(p.len());
+    if l_end < lo + 3 || hi < at + 3 {
+        return None;
+    }
+    let x0 = p.steps()[at] as f64;
+    let side = |a: usize, b: usize| -> Option<(f64, f64, f64, usize)> {
+        let (xs, ys): (Vec<f64>, Vec<f64>) = (a..b)
+            .filter_map(|i| Some((p.steps()[i] as f64 - x0, p.log_loss(i)?)))
+            .unzip();
+        let (icpt, slope, rss) = stats::fit_line(&xs, &ys)?;
+        let n = xs.len() as f64;
+        let mx = stats::mean(&xs);
+        let sxx: f64 = xs.iter().map(|v| (v - mx).powi(2)).sum();
+        // Variance factor of the fitted level at x = 0 (the boundary).
+        Some((icpt + slope * 0.0, 1.0 / n + mx * mx / sxx, rss, xs.len()))
+    };
+    let (yl, vl, rl, nl) = side(lo, l_end)?;
+    let (yr, vr, rr, nr) = side(at, hi)?;
+    let dof = (nl + nr) as f64 - 4.0;
+    let s2 = ((rl + rr) / dof.max(1.0)).max((0.5 * p.local_sigma(at)).powi(2));
+    let se = (s2 * (vl + vr)).sqrt();
+    let jump = yr - yl;
+    Some((jump, if se > 0.0 { jump / se } else { 0.0 }))
+}
+
+struct Windows {
+    at: Vec<usize>,
+    left: Vec<usize>,
+    right: Vec<usize>,
+}
+
+/// Each event's window reaches to its neighbouring events of the same type.
+fn windows(p: &Prepared, steps: &[u64]) -> Windows {
+    let mut at: Vec<usize> = steps
+        .iter()
+        .filter_map(|&s| p.index_of(s))
+        .filter(|&i| i > 0)
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    let n = p.len();
+    let left = (0..at.len())
+        .map(|k| if k == 0 { 0 } else { at[k - 1] })
+        .collect();
+    let right = (0..at.len())
+        .map(|k| if k + 1 < at.len() { at[k + 1] } else { n })
+        .collect();
+    Windows { at, left, right }
+}
+
+fn jumps(p: &Prepared, w: &Windows, offset: isize, gap: usize) -> Vec<(usize, f64, f64)> {
+    let n = p.len() as isize;
+    w.at.iter()
+        .enumerate()
+        .filter_map(|(k, &a)| {
+            let shift = |i: usize| ((i as isize + offset).rem_euclid(n)) as usize;
+            let a2 = shift(a);
+            let wl = a - w.left[k];
+            let wr = w.right[k] - a;
+            let lo = a2.saturating_sub(wl);
+            let hi = (a2 + wr).min(p.len());
+            gap_jump(p, a2, lo, hi, gap).map(|(j, z)| (a2, j, z))
+        })
+        .collect()
+}
+
+fn event_stat(
+    p: &Prepared,
+    kind: EventKind,
+    steps: &[u64],
+    avoid: &[u64],
+    epoch_start_jumps: Option<&[f64]>,
+    opts: &AnalyzeOptions,
+) -> Option<EventStat> {
+    let w = windows(p, steps);
+    let gap = if kind == EventKind::EpochStart { 1 } else { 0 };
+    let observed = jumps(p, &w, 0, gap);
+    if observed.is_empty() {
+        return None;
+    }
+    let effects: Vec<f64> = observed.iter().map(|o| o.1).collect();
+    let obs_median = stats::median(&effects);
+    let z_crit = 1.96;
+    let n_drop = observed.iter().filter(|o| o.2 < -z_crit).count();
+    let n_rise = observed.iter().filter(|o| o.2 > z_crit).count();
+    let seed = opts.seed ^ (kind as u64 + 1).wrapping_mul(0x9e37_79b9);
+    let (p_drop, p_rise, null) = match epoch_start_jumps {
+        // Events on epoch boundaries are compared with the other boundaries, so an epoch
+        // effect cannot pose as, say, an LR effect.
+        Some(others) if others.len() >= 3 => {
+            let m = stats::mean(others);
+            let sd = (others.iter().map(|v| (v - m).powi(2)).sum::<f64>()
+                / (others.len() - 1) as f64)
+                .sqrt()
+                .max(1e-12);
+            let t = (stats::mean(&effects) - m)
+                / (sd * (1.0 / effects.len() as f64 + 1.0 / others.len() as f64).sqrt());
+            let d = StudentsT::new(0.0, 1.0, (others.len() - 1) as f64).ok();
+            let cdf = d.map(|d| d.cdf(t)).unwrap_or(0.5);
+            (cdf, 1.0 - cdf, "other epoch starts".to_string())
+        }
+        _ => {
+            let n = p.len();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let near = |i: usize| {
+                let s = p.steps()[i];
+                avoid
+                    .iter()
+                    .chain(steps.iter())
+                    .any(|&e| e.abs_diff(s) <= 3)
+            };
+            let mut le = 1usize;
+            let mut ge = 1usize;
+            let mut done = 0usize;
+            let mut tries = 0usize;
+            while done < opts.shifts && tries < opts.shifts * 20 && n > 8 {
+                tries += 1;
+                let off = rng.random_range(1..n) as isize;
+                if w.at.iter().any(|&a| near(((a as isize + off).rem_euclid(n as isize)) as usize)) {
+                    continue;
+                }
+                let null: Vec<f64> = jumps(p, &w, off, gap).iter().map(|o| o.1).collect();
+                if null.is_empty() {
+                    continue;
+                }
+                let m = stats::median(&null);
+                le += (m <= obs_median) as usize;
+                ge += (m >= obs_median) as usize;
+                done += 1;
+            }
+            if done == 0 {
+                (1.0, 1.0, "none (too few random times)".to_string())
+            } else {
+                let d = (done + 1) as f64;
+                (le as f64 / d, ge as f64 / d, "random times".to_string())
+            }
+        }
+    };
+    Some(EventStat {
+        kind,
+        n_events: steps.len(),
+        n_tested: observed.len(),
+        n_significant_drops: n_drop,
+        n_significant_rises: n_rise,
+        median_effect_log: stats::bootstrap(&effects, stats::median, seed, 1000),
+        p_drop,
+        p_rise,
+        p_drop_adjusted: p_drop,
+        p_rise_adjusted: p_rise,
+        null,
+        effects: observed
+            .iter()
+            .map(|&(i, j, z)| EventEffect {
+                step: p.steps()[i],
+                jump_log: j,
+                z,
+            })
+            .collect(),
+    })
+}
+
+fn level_of(p_adj: f64, frac: f64) -> ConfidenceLevel {
+    if p_adj <= 0.01 && frac >= 0.5 {
+        ConfidenceLevel::High
+    } else if p_adj <= 0.05 {
+        ConfidenceLevel::Medium
+    } else {
+        ConfidenceLevel::Low
+    }
+}
+
+/// Analyses one trace: events, detection, targeted tests, causes, overfitting.
+pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
+    let ev = events::extract(trace, opts.reset_every_epochs);
+    let steps = trace.step_numbers();
+    let losses = trace.losses();
+    let p = detect::prepare(&steps, &losses);
+    let detection = detect::detect_prepared(&p, &ev.all_steps(), &opts.detect);
+
+    // Epoch starts that coincide with another event belong to that event.
+    let others: Vec<u64> = ev
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::LrDecrease
+                    | EventKind::WarmRestart
+                    | EventKind::LrIncrease
+                    | EventKind::OptimizerReset
+            )
+        })
+        .map(|e| e.step)
+        .collect();
+    let coincides = |s: u64| others.iter().any(|&o| o.abs_diff(s) <= 1);
+    let epoch_starts: Vec<u64> = ev
+        .steps_of(EventKind::EpochStart)
+        .into_iter()
+        .filter(|&s| !coincides(s))
+        .collect();
+    let all_steps = ev.all_steps();
+    let mut stats_list = Vec::new();
+    let epoch_stat = event_stat(&p, EventKind::EpochStart, &epoch_starts, &all_steps, None, opts);
+    let epoch_jumps: Option<Vec<f64>> = epoch_stat
+        .as_ref()
+        .map(|s| s.effects.iter().map(|e| e.jump_log).collect());
+    if let Some(s) = epoch_stat {
+        stats_list.push(s);
+    }
+    let all_epoch_starts = ev.steps_of(EventKind::EpochStart);
+    for kind in [
+        EventKind::LrDecrease,
+        EventKind::WarmRestart,
+        EventKind::LrIncrease,
+        EventKind::OptimizerReset,
+    ] {
+        let s = ev.steps_of(kind);
+        if s.is_empty() {
+            continue;
+        }
+        let on_boundaries = s
+            .iter()
+            .filter(|&&x| all_epoch_starts.iter().any(|&e| e.abs_diff(x) <= 1))
+            .count();
+        let cmp = (on_boundaries * 2 >= s.len()).then_some(epoch_jumps.as_deref()).flatten();
+        if let Some(st) = event_stat(&p, kind, &s, &all_steps, cmp, opts) {
+            stats_list.push(st);
+        }
+    }
+    let adj_drop = stats::holm(&stats_list.iter().map(|s| s.p_drop).collect::<Vec<_>>());
+    let adj_rise = stats::holm(&stats_list.iter().map(|s| s.p_rise).collect::<Vec<_>>());
+    for (i, s) in stats_list.iter_mut().enumerate() {
+        s.p_drop_adjusted = adj_drop[i];
+        s.p_rise_adjusted = adj_rise[i];
+    }
+
+    let spe = ev.steps_per_epoch.map(|v| v.round() as usize).unwrap_or(0);
+    let table = signatures::EpochTable::build(trace, &p, spe);
+    let profile = table.as_ref().map(signatures::folded_profile);
+    let data_order = table.as_ref().and_then(signatures::data_order);
+    let running_mean = table.as_ref().and_then(signatures::running_mean);
+    let last_batch = signatures::last_batch(trace, &p, &ev.steps_of(EventKind::EpochStart));
+
+    let mut causes = Vec::new();
+    let alpha = opts.alpha;
+    let stat_of = |k: EventKind| stats_list.iter().find(|s| s.kind == k);
+
+    let artifact = running_mean
+        .as_ref()
+        .is_some_and(|r| r.slope < -0.5 && r.r_squared > 0.5);
+    if let Some(r) = running_mean.as_ref().filter(|_| artifact) {
+        let mut evidence = vec![format!(
+            "step-to-step changes shrink with the position k in the epoch as k^{:.2} (R² {:.2}); a running mean gives k^-1, raw losses k^0",
+            r.slope, r.r_squared
+        )];
+        if let Some(s) = stat_of(EventKind::EpochStart) {
+            evidence.push(format!(
+                "the value resets at every epoch start (median jump {:+.3} log-loss)",
+                s.median_effect_log.estimate
+            ));
+        }
+        if trace.log_mode == Some(LogMode::RunningMean) {
+            evidence.push("the run logged in running-mean mode".into());
+        }
+        let conf = ((-r.slope).min(1.0) * r.r_squared).clamp(0.0, 0.999);
+        causes.push(CauseFinding {
+            cause: Cause::RunningMeanArtifact,
+            confidence: conf,
+            level: if r.slope < -0.8 && r.r_squared > 0.8 {
+                ConfidenceLevel::High
+            } else {
+                ConfidenceLevel::Medium
+            },
+            effect_log: stat_of(EventKind::EpochStart).map(|s| s.median_effect_log),
+            evidence,
+        });
+    }
+    let event_cause = |kind: EventKind, cause: Cause, want_drop: bool, causes: &mut Vec<CauseFinding>| {
+        let Some(s) = stat_of(kind) else { return };
+        let (p_adj, sig, dir_ok) = if want_drop {
+            (
+                s.p_drop_adjusted,
+                s.n_significant_drops,
+                s.median_effect_log.estimate < 0.0,
+            )
+        } else {
+            (
+                s.p_rise_adjusted,
+                s.n_significant_rises,
+                s.median_effect_log.estimate > 0.0,
+            )
+        };
+        if p_adj < alpha && dir_ok {
+            let frac = sig as f64 / s.n_tested.max(1) as f64;
+            causes.push(CauseFinding {
+                cause,
+                confidence: (1.0 - p_adj).clamp(0.0, 0.999),
+                level: level_of(p_adj, frac),
+                effect_log: Some(s.median_effect_log),
+                evidence: vec![format!(
+                    "{} of {} {}s show a significant {} (median {:+.3} log-loss, 95% CI [{:+.3}, {:+.3}]); against {}: p = {:.3} (Holm-adjusted {:.3})",
+                    sig,
+                    s.n_tested,
+                    kind.label(),
+                    if want_drop { "drop" } else { "rise" },
+                    s.median_effect_log.estimate,
+                    s.median_effect_log.low,
+                    s.median_effect_log.high,
+                    s.null,
+                    if want_drop { s.p_drop } else { s.p_rise },
+                    p_adj
+                )],
+            });
+        }
+    };
+    if !artifact {
+        event_cause(EventKind::EpochStart, Cause::EpochBoundary, true, &mut causes);
+    }
+    event_cause(EventKind::LrDecrease, Cause::LrChange, true, &mut causes);
+    event_cause(EventKind::WarmRestart, Cause::WarmRestart, false, &mut causes);
+
+    let ordered = data_order
+        .as_ref()
+        .is_some_and(|d| d.p_value < 1e-3 && d.eta_squared >= 0.05 && d.split_half_r >= 0.5);
+    if let Some(d) = data_order.as_ref().filter(|_| ordered && !artifact) {
+        causes.push(CauseFinding {
+            cause: Cause::DataOrder,
+            confidence: (1.0 - d.p_value).clamp(0.0, 0.999),
+            level: if d.eta_squared >= 0.2 && d.split_half_r >= 0.8 {
+                ConfidenceLevel::High
+            } else {
+                ConfidenceLevel::Medium
+            },
+            effect_log: None,
+            evidence: vec![format!(
+                "the position within the epoch explains {:.0}% of the within-epoch variation beyond a per-epoch trend (F = {:.1}, p = {:.1e}); the pattern repeats (even vs odd epochs r = {:.2})",
+                100.0 * d.eta_squared,
+                d.f,
+                d.p_value,
+                d.split_half_r
+            )],
+        });
+    }
+
+    let short_last = match (
+        ev.of(EventKind::LastBatch).filter_map(|e| e.value).next(),
+        ev.typical_batch_size,
+    ) {
+        (Some(last), Some(typical)) => Some(last < typical as f64),
+        _ => None,
+    };
+    if let Some(lb) = &last_batch
+        && lb.p_value < 0.01
+        && lb.median_z.abs() >= 1.5
+        && (short_last == Some(true) || (!ordered && short_last.is_none()))
+    {
+        let mut evidence = vec![format!(
+            "the last step of each epoch sits {:+.1} noise sigmas ({:+.3} log-loss) off the line through the steps before it, in {} epochs (t-test p = {:.1e})",
+            lb.median_z, lb.median_effect_log, lb.epochs, lb.p_value
+        )];
+        if let (Some(true), Some(t)) = (short_last, ev.typical_batch_size) {
+            let last = ev
+                .of(EventKind::LastBatch)
+                .filter_map(|e| e.value)
+                .next()
+                .unwrap_or(0.0);
+            evidence.push(format!("the last batch has {last} examples, the others {t}"));
+        }
+        causes.push(CauseFinding {
+            cause: Cause::LastBatch,
+            confidence: (1.0 - lb.p_value).clamp(0.0, 0.999),
+            level: if lb.p_value < 1e-4 {
+                ConfidenceLevel::High
+            } else {
+                ConfidenceLevel::Medium
+            },
+            effect_log: None,
+            evidence,
+        });
+    }
+
+    // Each detected drop: at which event, and so explained by which cause.
+    let tol = ((spe as f64 * 0.05).round() as u64).max(2);
+    let named = |c: Cause| causes.iter().any(|f| f.cause == c);
+    let mut drops = Vec::new();
+    for d in &detection.drops {
+        let event = ev
+            .events
+            .iter()
+            .filter(|e| e.step.abs_diff(d.step) <= tol)
+            .min_by_key(|e| e.step.abs_diff(d.step))
+            .map(|e| e.kind);
+        let at = |k: EventKind| {
+            ev.events
+                .iter()
+                .any(|e| e.kind == k && e.step.abs_diff(d.step) <= tol)
+        };
+        let explained_by = if d.shape == DropShape::Recovery {
+            if named(Cause::LastBatch) && (at(EventKind::EpochStart) || at(EventKind::LastBatch)) {
+                Cause::LastBatch
+            } else if named(Cause::WarmRestart) {
+                Cause::WarmRestart
+            } else {
+                Cause::LossSpike
+            }
+        } else if at(EventKind::LrDecrease) && named(Cause::LrChange) {
+            Cause::LrChange
+        } else if at(EventKind::WarmRestart) && named(Cause::WarmRestart) {
+            Cause::WarmRestart
+        } else if at(EventKind::EpochStart) && named(Cause::RunningMeanArtifact) {
+            Cause::RunningMeanArtifact
+        } else if at(EventKind::EpochStart) && named(Cause::EpochBoundary) {
+            Cause::EpochBoundary
+        } else if (at(EventKind::EpochStart) || at(EventKind::LastBatch)) && named(Cause::LastBatch) {
+            Cause::LastBatch
+        } else if named(Cause::DataOrder) && spe > 0 {
+            Cause::DataOrder
+        } else if named(Cause::WarmRestart) {
+            // Within a restart cycle the loss falls as the LR anneals.
+            Cause::WarmRestart
+        } else {
+            Cause::Unexplained
+        };
+        drops.push(ExplainedDrop {
+            step: d.step,
+            log: d.log,
+            rel: d.rel,
+            z: d.z,
+            shape: d.shape,
+            explained_by,
+            event,
+        });
+    }
+    let spikes_recovered: Vec<&ExplainedDrop> = drops
+        .iter()
+        .filter(|d| d.explained_by == Cause::LossSpike)
+        .collect();
+    if !spikes_recovered.is_empty() {
+        causes.push(CauseFinding {
+            cause: Cause::LossSpike,
+            confidence: 0.9,
+            level: ConfidenceLevel::Medium,
+            effect_log: None,
+            evidence: vec![format!(
+                "{} drop(s) only fall back after a spike (steps {})",
+                spikes_recovered.len(),
+                list_steps(spikes_recovered.iter().map(|d| d.step))
+            )],
+        });
+    }
+    let unexplained: Vec<u64> = drops
+        .iter()
+        .filter(|d| d.explained_by == Cause::Unexplained)
+        .map(|d| d.step)
+        .collect();
+    if !unexplained.is_empty() {
+        causes.push(CauseFinding {
+            cause: Cause::Unexplained,
+            confidence: 0.5,
+            level: ConfidenceLevel::Low,
+            effect_log: None,
+            evidence: vec![format!(
+                "{} significant drop(s) at no known event (steps {})",
+                unexplained.len(),
+                list_steps(unexplained.iter().copied())
+            )],
+        });
+    }
+    if causes.is_empty() {
+        causes.push(CauseFinding {
+            cause: Cause::None,
+            confidence: 0.5,
+            level: ConfidenceLevel::Medium,
+            effect_log: None,
+            evidence: vec!["no significant drop, at events or elsewhere".into()],
+        });
+    }
+    let final_train = trace.steps.iter().rev().find(|s| s.loss.is_finite()).map(|s| s.loss);
+    TraceAnalysis {
+        name: trace.name.clone(),
+        n_steps: trace.steps.len(),
+        steps_per_epoch: ev.steps_per_epoch,
+        diverged: trace.diverged(),
+        log_mode: trace.log_mode,
+        events: ev,
+        detection,
+        event_stats: stats_list,
+        profile,
+        data_order,
+        running_mean,
+        last_batch,
+        causes,
+        drops,
+        unexplained_drops: unexplained,
+        overfitting: overfit::assess(&trace.val, final_train),
+    }
+}
+
+fn list_steps(steps: impl Iterator<Item = u64>) -> String {
+    let v: Vec<String> = steps.map(|s| s.to_string()).collect();
+    if v.len() > 8 {
+        format!("{}, ... ({} in all)", v[..8].join(", "), v.len())
+    } else {
+        v.join(", ")
+    }
+}

@@ -1,0 +1,257 @@
+//! Accuracy and speed of the blind detector on synthetic curves, as tables.
+
+use std::fmt;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::{DetectConfig, DropShape, detect};
+use crate::synth::{Difficulty, NoiseKind, SynthSpec, planted};
+
+/// How far (in steps) a detected drop may be from a planted one and still count.
+pub const TOLERANCE: u64 = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccuracyCell {
+    pub noise: NoiseKind,
+    pub difficulty: Difficulty,
+    pub series: usize,
+    pub steps: usize,
+    pub planted: usize,
+    pub detected: usize,
+    pub matched: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Detected drops that match nothing, per 10,000 steps.
+    pub false_per_10k: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccuracyTable {
+    pub tolerance: u64,
+    pub cells: Vec<AccuracyCell>,
+}
+
+/// Counts one-to-one matches within `tol`, nearest first.
+fn matches(truth: &[u64], found: &[u64], tol: u64) -> usize {
+    let mut pairs: Vec<(u64, usize, usize)> = Vec::new();
+    for (i, &t) in truth.iter().enumerate() {
+        for (j, &f) in found.iter().enumerate() {
+            let d = t.abs_diff(f);
+            if d <= tol {
+                pairs.push((d, i, j));
+            }
+        }
+    }
+    pairs.sort_unstable();
+    let mut used_t = vec![false; truth.len()];
+    let mut used_f = vec![false; found.len()];
+    let mut n = 0;
+    for (_, i, j) in pairs {
+        if !used_t[i] && !used_f[j] {
+            used_t[i] = true;
+            used_f[j] = true;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Runs the blind detector (no events) on `series` curves per cell, seeds `seed0..`.
+pub fn accuracy(series: usize, seed0: u64, cfg: &DetectConfig) -> AccuracyTable {
+    let mut cells = Vec::new();
+    for difficulty in [Difficulty::Easy, Difficulty::Hard, Difficulty::Clean] {
+        for noise in [NoiseKind::Gaussian, NoiseKind::StudentT3] {
+            let (mut planted_n, mut detected, mut matched, mut steps) = (0, 0, 0, 0);
+            for k in 0..series {
+                let s = planted(&SynthSpec::new(noise, difficulty, seed0 + k as u64));
+                let d = detect(&s.steps, &s.loss, &[], cfg);
+                let found: Vec<u64> = d
+                    .drops
+                    .iter()
+                    .filter(|x| x.shape != DropShape::Recovery)
+                    .map(|x| x.step)
+                    .collect();
+                let truth = s.drop_steps();
+                planted_n += truth.len();
+                detected += found.len();
+                matched += matches(&truth, &found, TOLERANCE);
+                steps += s.loss.len();
+            }
+            let precision = if detected > 0 {
+                matched as f64 / detected as f64
+            } else {
+                1.0
+            };
+            let recall = if planted_n > 0 {
+                matched as f64 / planted_n as f64
+            } else {
+                1.0
+            };
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            cells.push(AccuracyCell {
+                noise,
+                difficulty,
+                series,
+                steps,
+                planted: planted_n,
+                detected,
+                matched,
+                precision,
+                recall,
+                f1,
+                false_per_10k: (detected - matched) as f64 * 1e4 / steps.max(1) as f64,
+            });
+        }
+    }
+    AccuracyTable {
+        tolerance: TOLERANCE,
+        cells,
+    }
+}
+
+impl fmt::Display for AccuracyTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "blind drop detection, tolerance ±{} steps (targets: F1 ≥ 0.95 easy, ≥ 0.75 hard; ≤ 0.1 false/10k clean)",
+            self.tolerance
+        )?;
+        writeln!(
+            f,
+            "{:<11} {:<6} {:>6} {:>7} {:>8} {:>7} {:>9} {:>7} {:>6} {:>9}",
+            "noise",
+            "drops",
+            "series",
+            "planted",
+            "detected",
+            "matched",
+            "precision",
+            "recall",
+            "F1",
+            "false/10k"
+        )?;
+        for c in &self.cells {
+            let noise = match c.noise {
+                NoiseKind::Gaussian => "gaussian",
+                NoiseKind::StudentT3 => "student-t3",
+            };
+            let diff = match c.difficulty {
+                Difficulty::Easy => "easy",
+                Difficulty::Hard => "hard",
+                Difficulty::Clean => "clean",
+            };
+            let (p, r, f1) = if c.difficulty == Difficulty::Clean {
+                ("-".to_string(), "-".to_string(), "-".to_string())
+            } else {
+                (
+                    format!("{:.3}", c.precision),
+                    format!("{:.3}", c.recall),
+                    format!("{:.3}", c.f1),
+                )
+            };
+            writeln!(
+                f,
+                "{:<11} {:<6} {:>6} {:>7} {:>8} {:>7} {:>9} {:>7} {:>6} {:>9.3}",
+                noise, diff, c.series, c.planted, c.detected, c.matched, p, r, f1, c.false_per_10k
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeedRow {
+    pub n: usize,
+    pub runs: usize,
+    /// Best wall time of one `detect` call.
+    pub seconds: f64,
+    pub points_per_second: f64,
+    pub ns_per_point: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeedTable {
+    pub rows: Vec<SpeedRow>,
+}
+
+/// Times `detect` end to end (cleaning included, curve generation not) on Gaussian curves
+/// with 8 easy drops: the best of several runs (at least two, so the first run's fresh
+/// memory does not count alone).
+pub fn speed(sizes: &[usize], cfg: &DetectConfig) -> SpeedTable {
+    let rows = sizes
+        .iter()
+        .map(|&n| {
+            let spec = SynthSpec {
+                n,
+                ..SynthSpec::new(NoiseKind::Gaussian, Difficulty::Easy, 1)
+            };
+            let s = planted(&spec);
+            let runs = (20_000_000 / n.max(1)).clamp(2, 20);
+            let mut best = f64::INFINITY;
+            for _ in 0..runs {
+                let t0 = Instant::now();
+                let d = detect(&s.steps, &s.loss, &[], cfg);
+                best = best.min(t0.elapsed().as_secs_f64());
+                std::hint::black_box(d);
+            }
+            SpeedRow {
+                n,
+                runs,
+                seconds: best,
+                points_per_second: n as f64 / best,
+                ns_per_point: best * 1e9 / n.max(1) as f64,
+            }
+        })
+        .collect();
+    SpeedTable { rows }
+}
+
+impl fmt::Display for SpeedTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "detect end to end, one thread (target: 1e6 points < 0.1 s, ns/point flat)"
+        )?;
+        writeln!(
+            f,
+            "{:>10} {:>5} {:>10} {:>14} {:>9}",
+            "n", "runs", "seconds", "points/s", "ns/point"
+        )?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "{:>10} {:>5} {:>10.4} {:>14.3e} {:>9.1}",
+                r.n, r.runs, r.seconds, r.points_per_second, r.ns_per_point
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_is_one_to_one_within_tolerance() {
+        assert_eq!(matches(&[100, 200], &[105, 110, 260], 20), 1);
+        assert_eq!(matches(&[100, 120], &[110], 20), 1);
+        assert_eq!(matches(&[], &[1], 20), 0);
+    }
+
+    #[test]
+    fn tables_display_every_cell() {
+        let t = accuracy(1, 0, &DetectConfig::default());
+        assert_eq!(t.cells.len(), 6);
+        let text = t.to_string();
+        assert!(text.contains("student-t3") && text.contains("clean"));
+        let s = speed(&[1000], &DetectConfig::default());
+        assert!(s.rows[0].points_per_second > 0.0);
+    }
+}

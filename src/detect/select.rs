@@ -1,0 +1,248 @@
+//! From scan candidates to confirmed changes: each candidate is re-tested with windows
+//! that reach to its neighbours, and the weakest failures are removed until every
+//! survivor stands on its own.
+
+use super::DetectConfig;
+use super::jump::{Fit, curvature, shared_slope};
+use super::prepare::Prepared;
+use super::reach::Reach;
+
+/// A confirmed level shift.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change {
+    pub at: usize,
+    /// Downward (a drop) or upward (a rise).
+    pub down: bool,
+    /// The window pair that gave the strongest evidence.
+    pub fit: Fit,
+}
+
+const MIN_SIDE: usize = 8;
+/// Points a drop is always measured over after it (see `best_fit`).
+const MIN_AFTER_DROP: usize = 64;
+
+/// The strongest fit for a shift at `at` in direction `down`, with the left side reaching
+/// back to `prev` and the right side on to `next` (both capped by `reach`), trying
+/// short sides too: a shift that soon recovers is only visible at short range.
+pub(crate) fn best_fit(
+    p: &Prepared,
+    at: usize,
+    down: bool,
+    (prev, next): (usize, usize),
+    reach: &Reach,
+    cfg: &DetectConfig,
+) -> Option<Fit> {
+    let w = reach.at(at);
+    let l = prev.max(at.saturating_sub(w));
+    // A drop must hold for a while: a dip that a rise soon undoes is noise (or a spike
+    // upside down), so a drop's right side never stops short of `MIN_AFTER_DROP` points,
+    // even at a neighbour.
+    let next = if down {
+        next.max(at + MIN_AFTER_DROP)
+    } else {
+        next
+    };
+    let r = next.min(at + w).min(p.len());
+    if at < l + MIN_SIDE || r < at + MIN_SIDE {
+        return None;
+    }
+    let sign = if down { -1.0 } else { 1.0 };
+    let mut best: Option<Fit> = None;
+    let mut consider = |f: Option<Fit>| {
+        if let Some(f) = f
+            && best.is_none_or(|b| sign * f.z > sign * b.z)
+        {
+            best = Some(f);
+        }
+    };
+    // The long side is kept within `long_ratio` of the short one, and the curvature taken
+    // out is measured over the long side's reach: a trend that bends at a changing rate
+    // (fast early decay) is then only extrapolated as far as a quadratic holds.
+    let ratio = cfg.long_ratio.max(1);
+    let fit = |a: usize, b: usize| {
+        let (nl, nr) = (at - a, b - at);
+        let (nl, nr) = (nl.min(ratio * nr), nr.min(ratio * nl));
+        let (a, b) = (at - nl, at + nr);
+        let curv = if nl != nr {
+            let reach = nl.max(nr);
+            curvature(p, at, at.saturating_sub(reach).max(l), (at + reach).min(r))
+        } else {
+            None
+        };
+        shared_slope(p, at, (a, at), (at, b), curv)
+    };
+    consider(fit(l, r));
+    for &w in &cfg.confirm_windows {
+        if at + w < r && w >= MIN_SIDE {
+            consider(fit(l, at + w));
+        }
+    }
+    best
+}
+
+fn passes(f: &Option<Fit>, down: bool, cfg: &DetectConfig) -> bool {
+    match f {
+        Some(f) if down => f.z <= -cfg.z_threshold && -f.jump >= cfg.min_drop_log,
+        Some(f) => f.z >= cfg.z_threshold && f.jump >= cfg.min_drop_log,
+        None => false,
+    }
+}
+
+/// Half-width of the shortest balanced windows a shift is cross-checked with.
+const CHECK_HALF: usize = 64;
+/// The other cross-check uses balanced windows this many times shorter than the fit's.
+const CHECK_SHRINK: usize = 4;
+/// How many standard errors the short-range shift may fall short of the long-range one.
+const CHECK_K: f64 = 2.5;
+
+/// A shift is sudden: seen over a few dozen points it is about as large as over hundreds.
+/// A trend that bends in a way the fits do not allow (a curvature that changes, as in a
+/// fast early decay) makes a bias that grows with the cube of the window, so a shift that
+/// shorter windows do not see (beyond their noise) is a misfit, not a change.
+fn sudden(p: &Prepared, at: usize, down: bool, (prev, next): (usize, usize), f: &Fit) -> bool {
+    let room = (at - prev).min(next - at);
+    let long = f.n_left.min(f.n_right);
+    [CHECK_HALF, long / CHECK_SHRINK].iter().all(|&w| {
+        let w = w.min(room);
+        if w >= long || w < MIN_SIDE {
+            return true;
+        }
+        match shared_slope(p, at, (at - w, at), (at, at + w), None) {
+            Some(s) => {
+                let shortfall = if down {
+                    s.jump - f.jump
+                } else {
+                    f.jump - s.jump
+                };
+                shortfall <= CHECK_K * s.se
+            }
+            None => true,
+        }
+    })
+}
+
+/// Points after a drop left out of the next change's left window, at most.
+const SETTLE: usize = 200;
+
+/// Where the left window of candidate `k` may start. After a drop the loss may spend a
+/// while coming back (a sawtooth), which no line follows; so the first stretch after a
+/// drop (up to `SETTLE` points, at most half the gap) is left out, or the recovery would
+/// pass for a drop of its own.
+fn left_bound(cands: &[(usize, bool)], k: usize) -> usize {
+    match k.checked_sub(1).map(|j| cands[j]) {
+        Some((prev, true)) => prev + ((cands[k].0 - prev) / 2).min(SETTLE),
+        Some((prev, false)) => prev,
+        None => 0,
+    }
+}
+
+/// The best fit at `at` if it passes every test, `None` otherwise.
+fn accept(
+    p: &Prepared,
+    at: usize,
+    down: bool,
+    (prev, next): (usize, usize),
+    reach: &Reach,
+    cfg: &DetectConfig,
+) -> Option<Fit> {
+    let f = best_fit(p, at, down, (prev, next), reach, cfg);
+    match f {
+        Some(fit) if passes(&f, down, cfg) && sudden(p, at, down, (prev, next), &fit) => Some(fit),
+        _ => None,
+    }
+}
+
+/// Confirms candidates `(index, down)`: removes, round by round, failing candidates weaker
+/// than both neighbours (so a true shift whose window was cut short by a spurious neighbour
+/// gets re-tested once that neighbour is gone).
+pub(crate) fn confirm(
+    p: &Prepared,
+    mut cands: Vec<(usize, bool)>,
+    reach: &Reach,
+    cfg: &DetectConfig,
+) -> Vec<Change> {
+    cands.sort_unstable();
+    cands.dedup_by_key(|c| c.0);
+    loop {
+        let fits: Vec<Option<Fit>> = (0..cands.len())
+            .map(|k| {
+                let prev = left_bound(&cands, k);
+                let next = cands.get(k + 1).map_or(p.len(), |c| c.0);
+                best_fit(p, cands[k].0, cands[k].1, (prev, next), reach, cfg)
+            })
+            .collect();
+        let strength = |k: usize| fits[k].map_or(0.0, |f| f.z.abs());
+        let fail: Vec<bool> = (0..cands.len())
+            .map(|k| {
+                let (at, down) = cands[k];
+                let prev = left_bound(&cands, k);
+                let next = cands.get(k + 1).map_or(p.len(), |c| c.0);
+                !passes(&fits[k], down, cfg)
+                    || fits[k].is_some_and(|f| !sudden(p, at, down, (prev, next), &f))
+            })
+            .collect();
+        if !fail.iter().any(|&f| f) {
+            return localize(p, &cands, reach, cfg);
+        }
+        let remove: Vec<bool> = (0..cands.len())
+            .map(|k| {
+                fail[k]
+                    && (k == 0 || strength(k) <= strength(k - 1))
+                    && (k + 1 == cands.len() || strength(k) <= strength(k + 1))
+            })
+            .collect();
+        // The globally weakest failure always goes, so the loop ends.
+        let weakest = (0..cands.len())
+            .filter(|&k| fail[k])
+            .min_by(|&a, &b| strength(a).total_cmp(&strength(b)));
+        let mut k = 0;
+        cands.retain(|_| {
+            let keep = !remove[k] && Some(k) != weakest;
+            k += 1;
+            keep
+        });
+    }
+}
+
+/// Points each side of a confirmed change searched for its best position.
+const LOCALIZE_RADIUS: usize = 48;
+/// Points each side of the searched range that the placing fits use.
+const LOCALIZE_REACH: usize = 256;
+
+/// Moves each confirmed change to its most likely position: the split of one fixed window
+/// (reaching to the neighbours at most) that explains the most variance. The scan's
+/// position comes from whichever window shape was strongest, and lopsided shapes place a
+/// shift tens of steps off; and comparing z-scores across positions would favour wherever
+/// the noise estimate happens to be low.
+fn localize(
+    p: &Prepared,
+    cands: &[(usize, bool)],
+    reach: &Reach,
+    cfg: &DetectConfig,
+) -> Vec<Change> {
+    let mut out: Vec<Change> = Vec::with_capacity(cands.len());
+    for (k, &(at, down)) in cands.iter().enumerate() {
+        let prev = left_bound(cands, k);
+        let next = cands.get(k + 1).map_or(p.len(), |c| c.0);
+        let l = prev.max(at.saturating_sub(LOCALIZE_RADIUS + LOCALIZE_REACH));
+        let r = next.min(at + LOCALIZE_RADIUS + LOCALIZE_REACH).min(p.len());
+        let lo = at.saturating_sub(LOCALIZE_RADIUS).max(l + MIN_SIDE);
+        let hi = (at + LOCALIZE_RADIUS).min(r.saturating_sub(MIN_SIDE));
+        let right_way = |f: &Fit| if down { f.jump < 0.0 } else { f.jump > 0.0 };
+        let best = (lo..=hi)
+            .filter_map(|t| {
+                let f = shared_slope(p, t, (l, t), (t, r), None)?;
+                (right_way(&f) && f.v > 0.0).then(|| (t, f.jump * f.jump / f.v))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(at, |b| b.0);
+        // The new position must still pass; otherwise the confirmed one stands.
+        let fit = accept(p, best, down, (prev, next), reach, cfg)
+            .map(|f| (best, f))
+            .or_else(|| best_fit(p, at, down, (prev, next), reach, cfg).map(|f| (at, f)));
+        if let Some((at, fit)) = fit {
+            out.push(Change { at, down, fit });
+        }
+    }
+    out
+}

@@ -1,0 +1,254 @@
+//! The harness: trains a scenario's cells with burn and writes their traces.
+//!
+//! The only module that knows burn. It writes the run folder:
+//! `manifest.json` and `<arm>/seed-<n>/{trace.csv,val.csv}` per cell.
+
+pub mod bench;
+pub mod data;
+pub mod device;
+pub mod model;
+pub mod schedule;
+pub mod train;
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub use device::DeviceChoice;
+
+use crate::error::InputError;
+use crate::manifest::{
+    ArmInfo, CellInfo, CellStatus, MANIFEST_SCHEMA_VERSION, Manifest, ScenarioInfo,
+};
+use crate::scenario::{Cell, DataSource, ScenarioFile, train_size};
+
+/// Which cells of a scenario this process runs: shard `index` of `count` (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// A stable assignment: the k-th cell in scenario order (arms × seeds) goes to shard
+    /// k mod N, so every shard of a sweep agrees without talking to the others.
+    pub fn owns(&self, k: usize) -> bool {
+        k % self.count == self.index
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not I/N (e.g. 0/4)"))?;
+        let index: usize = i.trim().parse().map_err(|_| format!("'{i}' is not a number"))?;
+        let count: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: need 0 <= I < N"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub out: PathBuf,
+    pub device: DeviceChoice,
+    pub shard: Option<Shard>,
+    pub quiet: bool,
+}
+
+/// The outcome of a scenario run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub manifest: Manifest,
+    pub out: PathBuf,
+}
+
+impl RunSummary {
+    pub fn failed_cells(&self) -> usize {
+        self.manifest
+            .cells
+            .iter()
+            .filter(|c| c.status == CellStatus::Failed)
+            .count()
+    }
+}
+
+fn expected_train_len(file: &ScenarioFile, arm: usize) -> usize {
+    let d = &file.arms[arm].config.data;
+    match d.source {
+        DataSource::Clusters => train_size(d.samples, d.validation_fraction),
+        DataSource::Digits => train_size(d.samples.min(1797), d.validation_fraction),
+        DataSource::Csv => d
+            .path
+            .as_deref()
+            .and_then(|p| data::read_csv(p, &d.label_column).ok())
+            .map(|ds| train_size(ds.len(), d.validation_fraction))
+            .unwrap_or(0),
+    }
+}
+
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    if !quiet {
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+    }
+    pb
+}
+
+fn json_value(v: &toml::Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+pub fn burn_version() -> &'static str {
+    env!("DROPSCOPE_BURN_VERSION")
+}
+
+/// Trains every cell (of the shard) and writes the run folder.
+///
+/// A cell that panics inside burn is recorded as failed and the run goes on; a cell that
+/// diverges is a result. Errors are returned only for bad input or an unwritable folder.
+pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary, InputError> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&opts.out).map_err(|e| InputError::io(&opts.out, &e))?;
+    let cells: Vec<Cell> = file
+        .cells()
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| opts.shard.is_none_or(|s| s.owns(*k)))
+        .map(|(_, c)| c)
+        .collect();
+    let s = &file.scenario;
+    let mut manifest = Manifest {
+        schema_version: MANIFEST_SCHEMA_VERSION,
+        dropscope_version: env!("CARGO_PKG_VERSION").into(),
+        burn_version: burn_version().into(),
+        scenario: ScenarioInfo {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            path: file.path.display().to_string(),
+            source: file.source.clone(),
+        },
+        device: opts.device.resolve().to_string(),
+        seeds: s.seeds.clone(),
+        factors: s.vary.iter().map(|v| v.path.clone()).collect(),
+        arms: file
+            .arms
+            .iter()
+            .map(|a| ArmInfo {
+                name: a.name.clone(),
+                factors: a
+                    .factors
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json_value(v)))
+                    .collect::<BTreeMap<_, _>>(),
+                is_control: a.is_control,
+            })
+            .collect(),
+        cells: cells
+            .iter()
+            .map(|c| CellInfo {
+                arm: c.arm.clone(),
+                seed: c.seed,
+                dir: c.rel_dir().display().to_string(),
+                status: CellStatus::Pending,
+                steps: 0,
+                epochs: 0,
+                diverged_at_step: None,
+                wall_s: 0.0,
+                error: None,
+            })
+            .collect(),
+        shard: opts.shard.map(|s| [s.index, s.count]),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        wall_s: 0.0,
+    };
+    manifest.write(&opts.out)?;
+
+    let total: u64 = cells
+        .iter()
+        .map(|c| {
+            let arm = &file.arms[c.arm_index];
+            train::planned_steps(&arm.config, expected_train_len(file, c.arm_index))
+        })
+        .sum();
+    let pb = progress_bar(total, opts.quiet);
+    let base = opts.device.device();
+    for (i, cell) in cells.iter().enumerate() {
+        manifest.cells[i].status = CellStatus::Running;
+        manifest.write(&opts.out)?;
+        pb.set_message(format!("{} seed {}", cell.arm, cell.seed));
+        let dir = opts.out.join(cell.rel_dir());
+        let arm = &file.arms[cell.arm_index];
+        let mut on_step = || {
+            pb.inc(1);
+            // Only runs that last draw a bar: short ones stay quiet in logs.
+            if !opts.quiet && pb.is_hidden() && started.elapsed() > Duration::from_secs(1) {
+                pb.set_draw_target(ProgressDrawTarget::stderr());
+            }
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            train::train_cell(
+                &arm.config,
+                cell.seed,
+                &file.path,
+                &base,
+                &dir,
+                &mut on_step,
+            )
+        }));
+        let info = &mut manifest.cells[i];
+        match outcome {
+            Ok(Ok(o)) => {
+                info.status = o.status;
+                info.steps = o.steps;
+                info.epochs = o.epochs;
+                info.diverged_at_step = o.diverged_at_step;
+                info.wall_s = o.wall_s;
+            }
+            Ok(Err(e)) => {
+                info.status = CellStatus::Failed;
+                info.error = Some(e.to_string());
+                manifest.wall_s = started.elapsed().as_secs_f64();
+                manifest.write(&opts.out)?;
+                pb.finish_and_clear();
+                return Err(e);
+            }
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "training panicked".into());
+                info.status = CellStatus::Failed;
+                info.error = Some(format!("{} on {}: {msg}", cell.arm, opts.device));
+            }
+        }
+        manifest.wall_s = started.elapsed().as_secs_f64();
+        manifest.write(&opts.out)?;
+    }
+    pb.finish_and_clear();
+    Ok(RunSummary {
+        manifest,
+        out: opts.out.clone(),
+    })
+}
+
+/// The folder of one cell in a run folder.
+pub fn cell_dir(run: &Path, cell: &CellInfo) -> PathBuf {
+    run.join(&cell.dir)
+}

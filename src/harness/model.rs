@@ -1,0 +1,73 @@
+//! The model under test: an MLP of linear (inner-product) layers, optionally with
+//! batch norm and dropout.
+
+use burn::module::Module;
+use burn::nn::{
+    Activation, ActivationConfig, BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear,
+    LinearConfig,
+};
+use burn::tensor::{Device, Tensor};
+
+use crate::scenario::{ActivationKind, BatchNormMode, ModelSpec};
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    hidden: Vec<Linear>,
+    norms: Vec<BatchNorm>,
+    activation: Activation,
+    dropout: Dropout,
+    output: Linear,
+}
+
+impl Mlp {
+    /// Builds the model on `device`; the caller seeds the device first for reproducible weights.
+    pub fn new(
+        spec: &ModelSpec,
+        bn_mode: BatchNormMode,
+        inputs: usize,
+        classes: usize,
+        device: &Device,
+    ) -> Self {
+        let mut hidden = Vec::new();
+        let mut norms = Vec::new();
+        let mut width = inputs;
+        for &h in &spec.hidden {
+            hidden.push(LinearConfig::new(width, h).init(device));
+            if spec.batch_norm {
+                let mut bn = BatchNormConfig::new(h).init(device);
+                if bn_mode == BatchNormMode::Eval {
+                    // Frozen batch norm: running statistics in the forward pass, while its
+                    // affine parameters still train.
+                    bn.training = bn.training.with_value(false);
+                }
+                norms.push(bn);
+            }
+            width = h;
+        }
+        let activation = match spec.activation {
+            ActivationKind::Relu => ActivationConfig::Relu,
+            ActivationKind::Gelu => ActivationConfig::Gelu,
+            ActivationKind::Tanh => ActivationConfig::Tanh,
+        }
+        .init(device);
+        Mlp {
+            hidden,
+            norms,
+            activation,
+            dropout: DropoutConfig::new(spec.dropout).init(),
+            output: LinearConfig::new(width, classes).init(device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let mut x = x;
+        for (i, layer) in self.hidden.iter().enumerate() {
+            x = layer.forward(x);
+            if let Some(bn) = self.norms.get(i) {
+                x = bn.forward(x);
+            }
+            x = self.dropout.forward(self.activation.forward(x));
+        }
+        self.output.forward(x)
+    }
+}

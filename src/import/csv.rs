@@ -1,0 +1,333 @@
+//! CSV logs with a header row, including dropscope's own `trace.csv` and `val.csv`.
+
+use std::path::Path;
+
+use ::csv::{ReaderBuilder, StringRecord};
+
+use super::fields::{self, Role};
+use super::num::{parse_epoch, parse_f64, parse_u64};
+use super::rows::{Row, TraceBuilder};
+use super::{Format, ImportOptions, Imported, trace_name};
+use crate::error::InputError;
+use crate::trace::ValRecord;
+
+/// Parses a training log in CSV.
+pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported, InputError> {
+    let table = Table::read(name, bytes)?;
+    let cols = TraceColumns::resolve(name, &table.header, opts)?;
+    let mut warnings = Vec::new();
+    let mut builder = TraceBuilder::new(trace_name(name));
+    for (line, record) in &table.records {
+        builder.push(cols.row(name, &table.header, *line, record)?);
+    }
+    if builder.steps_len() == 0 {
+        return Err(InputError::new(name, "no training loss values in the file"));
+    }
+    let trace = builder.finish(&mut warnings);
+    Ok(Imported {
+        trace,
+        format: Format::Csv,
+        warnings,
+    })
+}
+
+/// Parses a validation CSV (`epoch,step,val_loss[,val_accuracy,train_loss_eval]`).
+pub fn parse_val(name: &Path, bytes: &[u8]) -> Result<Vec<ValRecord>, InputError> {
+    let table = Table::read(name, bytes)?;
+    let h = &table.header;
+    let required = |role: Role| {
+        fields::find_in_val_file(h, role).ok_or_else(|| missing_column(name, h, role, None))
+    };
+    let (epoch, step, val_loss) = (
+        required(Role::Epoch)?,
+        required(Role::Step)?,
+        required(Role::ValLoss)?,
+    );
+    let accuracy = fields::find_in_val_file(h, Role::ValAccuracy);
+    let train_eval = fields::find_in_val_file(h, Role::TrainLossEval);
+    let mut out = Vec::new();
+    for (line, record) in &table.records {
+        let cell = Cell {
+            name,
+            header: h,
+            line: *line,
+            record,
+        };
+        let Some(val_loss) = cell.float(Some(val_loss))? else {
+            continue;
+        };
+        out.push(ValRecord {
+            epoch: cell.required(Some(epoch), parse_epoch, "an epoch number")?,
+            step: cell.required(Some(step), parse_u64, "a step number")?,
+            val_loss,
+            val_accuracy: cell.float(accuracy)?,
+            train_loss_eval: cell.float(train_eval)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The header and the data records, each with its line number, checked for shape.
+struct Table {
+    header: Vec<String>,
+    records: Vec<(u64, StringRecord)>,
+}
+
+impl Table {
+    fn read(name: &Path, bytes: &[u8]) -> Result<Table, InputError> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(InputError::new(name, "empty file"));
+        }
+        let mut reader = ReaderBuilder::new()
+            .has_headers(false)
+            // Field counts are checked here, to tell a truncated last line from a bad one.
+            .flexible(true)
+            .delimiter(delimiter(bytes))
+            .from_reader(bytes);
+        let mut records = reader.records().peekable();
+        let header = match records.next() {
+            Some(r) => r.map_err(|e| csv_error(name, &e))?,
+            None => return Err(InputError::new(name, "empty file")),
+        };
+        let header: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+        if header.iter().all(|h| parse_f64(h).is_some()) {
+            return Err(InputError::new(
+                name,
+                "no header: the first line holds numbers, not column names such as step,loss",
+            )
+            .at_line(1));
+        }
+        let ends_with_newline = bytes.ends_with(b"\n");
+        let mut rows = Vec::new();
+        while let Some(record) = records.next() {
+            let record = record.map_err(|e| csv_error(name, &e))?;
+            let line = record.position().map_or(0, |p| p.line());
+            let is_last = records.peek().is_none();
+            check_width(name, &header, line, &record, is_last && !ends_with_newline)?;
+            rows.push((line, record));
+        }
+        Ok(Table {
+            header,
+            records: rows,
+        })
+    }
+}
+
+/// Tab-separated logs are common enough to accept without a flag.
+fn delimiter(bytes: &[u8]) -> u8 {
+    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    if first_line.contains(&b'\t') && !first_line.contains(&b',') {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
+fn check_width(
+    name: &Path,
+    header: &[String],
+    line: u64,
+    record: &StringRecord,
+    unterminated_last: bool,
+) -> Result<(), InputError> {
+    let (found, wanted) = (record.len(), header.len());
+    if found == wanted {
+        return Ok(());
+    }
+    let at = |field: &str, message: String| {
+        InputError::new(name, message)
+            .at_line(line)
+            .field(field.to_string())
+    };
+    if found < wanted {
+        let missing = header.get(found).map_or("", String::as_str);
+        if unterminated_last {
+            return Err(at(
+                missing,
+                format!(
+                    "truncated last line: {found} of {wanted} fields and no newline at the end \
+                     (was the file still being written?)"
+                ),
+            ));
+        }
+        return Err(at(
+            missing,
+            format!("{found} fields where the header has {wanted}"),
+        ));
+    }
+    Err(at(
+        &format!("field {}", wanted + 1),
+        format!("{found} fields where the header has {wanted}"),
+    ))
+}
+
+fn csv_error(name: &Path, err: &::csv::Error) -> InputError {
+    let message = match err.kind() {
+        ::csv::ErrorKind::Utf8 { err, .. } => {
+            format!("field {} is not valid UTF-8", err.field() + 1)
+        }
+        _ => err.to_string(),
+    };
+    let e = InputError::new(name, message);
+    match err.position() {
+        Some(p) => e.at_line(p.line()),
+        None => e,
+    }
+}
+
+fn missing_column(name: &Path, header: &[String], role: Role, flag: Option<&str>) -> InputError {
+    let found = header.join(", ");
+    let message = match flag {
+        Some(flag) => format!("no such column (from {flag}); the columns are: {found}"),
+        None => {
+            let hint = match role {
+                Role::Loss => " (name it with --loss-col)",
+                Role::Step => " (name it with --step-col)",
+                _ => "",
+            };
+            format!("no {} column; the columns are: {found}{hint}", role.name())
+        }
+    };
+    InputError::new(name, message).at_line(1).field(role.name())
+}
+
+/// Which column holds what in a training log.
+struct TraceColumns {
+    step: Option<usize>,
+    epoch: Option<usize>,
+    batch: Option<usize>,
+    loss: usize,
+    lr: Option<usize>,
+    batch_size: Option<usize>,
+    val_loss: Option<usize>,
+    val_accuracy: Option<usize>,
+    train_loss_eval: Option<usize>,
+}
+
+impl TraceColumns {
+    fn resolve(
+        name: &Path,
+        header: &[String],
+        opts: &ImportOptions,
+    ) -> Result<TraceColumns, InputError> {
+        let pick = |role: Role, flag: &str, given: &Option<String>| match given {
+            Some(col) => fields::find(header, role, Some(col))
+                .map(Some)
+                .ok_or_else(|| {
+                    missing_column(name, header, role, Some(flag)).field(col.to_string())
+                }),
+            None => Ok(fields::find(header, role, None)),
+        };
+        let loss = pick(Role::Loss, "--loss-col", &opts.loss_col)?
+            .ok_or_else(|| missing_column(name, header, Role::Loss, None))?;
+        Ok(TraceColumns {
+            step: pick(Role::Step, "--step-col", &opts.step_col)?,
+            epoch: pick(Role::Epoch, "--epoch-col", &opts.epoch_col)?,
+            batch: fields::find(header, Role::Batch, None),
+            loss,
+            lr: pick(Role::Lr, "--lr-col", &opts.lr_col)?,
+            batch_size: fields::find(header, Role::BatchSize, None),
+            val_loss: fields::find(header, Role::ValLoss, None),
+            val_accuracy: fields::find(header, Role::ValAccuracy, None),
+            train_loss_eval: fields::find(header, Role::TrainLossEval, None),
+        })
+    }
+
+    fn row(
+        &self,
+        name: &Path,
+        header: &[String],
+        line: u64,
+        record: &StringRecord,
+    ) -> Result<Row, InputError> {
+        let cell = Cell {
+            name,
+            header,
+            line,
+            record,
+        };
+        let loss = cell.float(Some(self.loss))?;
+        let step = match self.step {
+            // A row without a step cannot be placed on the curve.
+            Some(_) if loss.is_some() => {
+                Some(cell.required(self.step, parse_u64, "a step number")?)
+            }
+            col => cell.parsed(col, parse_u64, "a step number")?,
+        };
+        Ok(Row {
+            step,
+            epoch: cell.parsed(self.epoch, parse_epoch, "an epoch number")?,
+            batch: cell.parsed(self.batch, parse_u64, "a batch index")?,
+            loss,
+            lr: cell.float(self.lr)?,
+            batch_size: cell.parsed(self.batch_size, parse_u64, "a batch size")?,
+            val_loss: cell.float(self.val_loss)?,
+            val_accuracy: cell.float(self.val_accuracy)?,
+            train_loss_eval: cell.float(self.train_loss_eval)?,
+        })
+    }
+}
+
+/// Reads the cells of one record, with errors that name the line and column.
+struct Cell<'a> {
+    name: &'a Path,
+    header: &'a [String],
+    line: u64,
+    record: &'a StringRecord,
+}
+
+impl Cell<'_> {
+    fn text(&self, col: usize) -> Option<&str> {
+        self.record
+            .get(col)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    fn error(&self, col: usize, message: String) -> InputError {
+        InputError::new(self.name, message)
+            .at_line(self.line)
+            .field(self.header.get(col).cloned().unwrap_or_default())
+    }
+
+    fn parsed<T>(
+        &self,
+        col: Option<usize>,
+        parse: fn(&str) -> Option<T>,
+        what: &str,
+    ) -> Result<Option<T>, InputError> {
+        let Some(col) = col else { return Ok(None) };
+        let Some(text) = self.text(col) else {
+            return Ok(None);
+        };
+        parse(text)
+            .map(Some)
+            .ok_or_else(|| self.error(col, format!("not {what}: '{}'", clip(text))))
+    }
+
+    fn required<T>(
+        &self,
+        col: Option<usize>,
+        parse: fn(&str) -> Option<T>,
+        what: &str,
+    ) -> Result<T, InputError> {
+        self.parsed(col, parse, what)?.ok_or_else(|| {
+            let col = col.unwrap_or(usize::MAX);
+            self.error(col, format!("empty cell where {what} is needed"))
+        })
+    }
+
+    fn float(&self, col: Option<usize>) -> Result<Option<f64>, InputError> {
+        self.parsed(col, parse_f64, "a number")
+    }
+}
+
+/// Keeps a quoted cell short enough for a one-line message.
+pub(crate) fn clip(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests of the `dropscope` binary: one test crate, so burn links once.
+
+mod common;
+mod harness;
+mod import;
