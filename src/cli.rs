@@ -179,7 +179,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50)]
         series: usize,
         /// Series lengths for the speed table.
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000,10000000")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "10000,100000,1000000,10000000"
+        )]
         sizes: Vec<usize>,
         /// Only the accuracy table, or only the speed table.
         #[arg(long)]
@@ -257,8 +261,8 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                 let mut rows = Vec::new();
                 for &(batch, hidden) in &crate::harness::bench::SIZES {
                     for &d in &devices {
-                        let n =
-                            steps.unwrap_or_else(|| crate::harness::bench::default_steps(batch, hidden));
+                        let n = steps
+                            .unwrap_or_else(|| crate::harness::bench::default_steps(batch, hidden));
                         rows.push(crate::harness::bench::train_throughput(
                             d,
                             batch,
@@ -269,7 +273,10 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                     }
                 }
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&rows).unwrap_or_default()
+                    );
                 } else {
                     println!("| device | batch | hidden | steps/s |");
                     println!("|---|---:|---:|---:|");
@@ -304,7 +311,11 @@ fn analyze_run(
     manifest: &crate::manifest::Manifest,
     traces: &crate::rundir::Traces,
 ) -> crate::attribute::RunAnalysis {
-    crate::attribute::analyze_run(manifest, traces, &crate::attribute::AnalyzeOptions::default())
+    crate::attribute::analyze_run(
+        manifest,
+        traces,
+        &crate::attribute::AnalyzeOptions::default(),
+    )
 }
 
 fn print_run_text(a: &crate::attribute::RunAnalysis) {
@@ -313,7 +324,11 @@ fn print_run_text(a: &crate::attribute::RunAnalysis) {
         println!("  {line}");
     }
     for arm in &a.arms {
-        for c in arm.causes.iter().filter(|c| c.cause != crate::attribute::Cause::None) {
+        for c in arm
+            .causes
+            .iter()
+            .filter(|c| c.cause != crate::attribute::Cause::None)
+        {
             println!(
                 "  {} : {} named in {}/{} seeds",
                 arm.name, c.cause, c.seeds_named, c.seeds
@@ -337,15 +352,25 @@ fn print_trace_text(source: &str, a: &crate::attribute::TraceAnalysis, warnings:
             c.n_nan,
             c.n_inf,
             c.n_duplicates,
-            if c.unsorted { ", steps were out of order" } else { "" }
+            if c.unsorted {
+                ", steps were out of order"
+            } else {
+                ""
+            }
         );
     }
-    println!("  noise sigma (log-loss per step): {:.4}", a.detection.noise_sigma);
+    println!(
+        "  noise sigma (log-loss per step): {:.4}",
+        a.detection.noise_sigma
+    );
     if a.drops.is_empty() {
         println!("  drops: none");
     } else {
         println!("  drops:");
-        println!("    {:>10} {:>9} {:>8} {:>7}  {:<10} explained by", "step", "log-drop", "rel", "z", "shape");
+        println!(
+            "    {:>10} {:>9} {:>8} {:>7}  {:<10} explained by",
+            "step", "log-drop", "rel", "z", "shape"
+        );
         for d in &a.drops {
             println!(
                 "    {:>10} {:>9.4} {:>7.1}% {:>7.1}  {:<10} {}",
@@ -359,11 +384,17 @@ fn print_trace_text(source: &str, a: &crate::attribute::TraceAnalysis, warnings:
         }
     }
     for s in &a.detection.spikes {
-        println!("  spike at step {} (+{:.3} log-loss, z {:.1})", s.step, s.height_log, s.z);
+        println!(
+            "  spike at step {} (+{:.3} log-loss, z {:.1})",
+            s.step, s.height_log, s.z
+        );
     }
     println!("  causes:");
     for f in &a.causes {
-        println!("    {} ({:?}, confidence {:.2})", f.cause, f.level, f.confidence);
+        println!(
+            "    {} ({:?}, confidence {:.2})",
+            f.cause, f.level, f.confidence
+        );
         for e in &f.evidence {
             println!("      - {e}");
         }
@@ -384,8 +415,10 @@ fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
     let mut trace = imported.trace;
     if let Some(spe) = args.steps_per_epoch {
         if spe == 0 {
-            return Err(InputError::new(&args.log, "--steps-per-epoch must be at least 1")
-                .field("--steps-per-epoch"));
+            return Err(
+                InputError::new(&args.log, "--steps-per-epoch must be at least 1")
+                    .field("--steps-per-epoch"),
+            );
         }
         trace.assign_epochs(spe);
     }
@@ -395,7 +428,8 @@ fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
     if trace.steps.is_empty() {
         return Err(InputError::new(&args.log, "no training-loss rows found"));
     }
-    let analysis = crate::attribute::analyze_trace(&trace, &crate::attribute::AnalyzeOptions::default());
+    let analysis =
+        crate::attribute::analyze_trace(&trace, &crate::attribute::AnalyzeOptions::default());
     let source = args.log.display().to_string();
     match args.format {
         OutputFormat::Json => {
@@ -419,7 +453,10 @@ fn check(args: CheckArgs) -> Result<i32, InputError> {
     let is_run = target.join("manifest.json").is_file();
     let report = if let Some(base) = &args.baseline {
         if !is_run {
-            return Err(InputError::new(target, "--baseline needs a run folder (with manifest.json)"));
+            return Err(InputError::new(
+                target,
+                "--baseline needs a run folder (with manifest.json)",
+            ));
         }
         let opts = crate::check::baseline::CompareOptions {
             mode: args.mode,
@@ -431,7 +468,10 @@ fn check(args: CheckArgs) -> Result<i32, InputError> {
     } else {
         let (run_dir, file) = if is_run {
             let m = crate::manifest::Manifest::read(target)?;
-            let f = scenario::ScenarioFile::parse(std::path::Path::new(&m.scenario.path), &m.scenario.source)?;
+            let f = scenario::ScenarioFile::parse(
+                std::path::Path::new(&m.scenario.path),
+                &m.scenario.source,
+            )?;
             (target.to_path_buf(), f)
         } else {
             let f = scenario::load(&args.target)?;
@@ -449,12 +489,14 @@ fn check(args: CheckArgs) -> Result<i32, InputError> {
             (args.out.clone(), f)
         };
         let Some(spec) = file.scenario.expect.clone() else {
-            return Err(InputError::new(&file.path, "the scenario has no [expect] table to check").field("expect"));
+            return Err(
+                InputError::new(&file.path, "the scenario has no [expect] table to check")
+                    .field("expect"),
+            );
         };
         for rules in std::iter::once(&spec.all).chain(spec.arm.values()) {
-            crate::check::validate_rules(rules).map_err(|m| {
-                InputError::new(&file.path, m).field("expect")
-            })?;
+            crate::check::validate_rules(rules)
+                .map_err(|m| InputError::new(&file.path, m).field("expect"))?;
         }
         let (manifest, traces) = crate::rundir::load(&run_dir)?;
         let analysis = analyze_run(&manifest, &traces);
@@ -493,7 +535,12 @@ fn run(args: RunArgs) -> Result<i32, InputError> {
     if args.shard.is_none() && !args.no_report {
         let (manifest, traces) = crate::rundir::load(&args.out)?;
         let analysis = analyze_run(&manifest, &traces);
-        let files = crate::report::write_run_report(&args.out.join("report"), &manifest, &analysis, &traces)?;
+        let files = crate::report::write_run_report(
+            &args.out.join("report"),
+            &manifest,
+            &analysis,
+            &traces,
+        )?;
         match args.format {
             OutputFormat::Json => println!(
                 "{}",

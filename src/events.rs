@@ -248,7 +248,18 @@ mod tests {
 
     #[test]
     fn a_step_schedule_gives_lr_decreases_at_its_milestones() {
-        let e = extract(&trace(100, 10, |s| if s < 40 { 0.1 } else if s < 70 { 0.01 } else { 0.001 }), None);
+        let e = extract(
+            &trace(100, 10, |s| {
+                if s < 40 {
+                    0.1
+                } else if s < 70 {
+                    0.01
+                } else {
+                    0.001
+                }
+            }),
+            None,
+        );
         assert_eq!(e.steps_of(EventKind::LrDecrease), [40, 70]);
     }
 
@@ -260,7 +271,11 @@ mod tests {
         };
         let e = extract(&trace(200, 20, cos), None);
         assert_eq!(e.steps_of(EventKind::WarmRestart), [50, 100, 150]);
-        assert!(e.steps_of(EventKind::LrDecrease).is_empty(), "{:?}", e.events);
+        assert!(
+            e.steps_of(EventKind::LrDecrease).is_empty(),
+            "{:?}",
+            e.events
+        );
     }
 
     #[test]

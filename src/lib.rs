@@ -4,10 +4,10 @@
 //! detect → attribute → report / check. Only the harness knows burn; the
 //! rest builds without it (`cargo test --no-default-features`).
 
-#[cfg(feature = "train")]
-pub mod cli;
 pub mod attribute;
 pub mod check;
+#[cfg(feature = "train")]
+pub mod cli;
 pub mod detect;
 pub mod error;
 pub mod events;

@@ -78,9 +78,8 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest, InputError> {
         let p = dir.join("manifest.json");
         let text = std::fs::read_to_string(&p).map_err(|e| InputError::io(&p, &e))?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
-            InputError::new(&p, e.to_string()).at_line(e.line() as u64)
-        })?;
+        let m: Manifest = serde_json::from_str(&text)
+            .map_err(|e| InputError::new(&p, e.to_string()).at_line(e.line() as u64))?;
         if m.schema_version > MANIFEST_SCHEMA_VERSION {
             return Err(InputError::new(
                 &p,
@@ -98,7 +97,8 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> Result<(), InputError> {
         let p = dir.join("manifest.json");
         let tmp = dir.join("manifest.json.tmp");
-        let text = serde_json::to_string_pretty(self).map_err(|e| InputError::new(&p, e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| InputError::new(&p, e.to_string()))?;
         std::fs::write(&tmp, text + "\n").map_err(|e| InputError::io(&tmp, &e))?;
         std::fs::rename(&tmp, &p).map_err(|e| InputError::io(&p, &e))
     }

@@ -53,7 +53,10 @@ pub fn merge(out: &Path, shards: &[&Path]) -> Result<Manifest, InputError> {
             if c.status == CellStatus::Pending {
                 continue;
             }
-            if let Some((_, other)) = cells.iter().find(|(x, _)| x.arm == c.arm && x.seed == c.seed) {
+            if let Some((_, other)) = cells
+                .iter()
+                .find(|(x, _)| x.arm == c.arm && x.seed == c.seed)
+            {
                 return Err(InputError::new(
                     dir.join("manifest.json"),
                     format!(
@@ -69,8 +72,16 @@ pub fn merge(out: &Path, shards: &[&Path]) -> Result<Manifest, InputError> {
         }
     }
     let order = |c: &CellInfo| {
-        let arm = merged.arms.iter().position(|a| a.name == c.arm).unwrap_or(usize::MAX);
-        let seed = merged.seeds.iter().position(|&s| s == c.seed).unwrap_or(usize::MAX);
+        let arm = merged
+            .arms
+            .iter()
+            .position(|a| a.name == c.arm)
+            .unwrap_or(usize::MAX);
+        let seed = merged
+            .seeds
+            .iter()
+            .position(|&s| s == c.seed)
+            .unwrap_or(usize::MAX);
         (arm, seed)
     };
     cells.sort_by_key(|(c, _)| order(c));

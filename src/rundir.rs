@@ -17,9 +17,12 @@ pub type Traces = BTreeMap<(String, u64), Trace>;
 pub fn load(dir: &Path) -> Result<(Manifest, Traces), InputError> {
     let manifest = Manifest::read(dir)?;
     // The scenario text travels in the manifest: it says how each arm logged.
-    let arms = ScenarioFile::parse(Path::new(&manifest.scenario.path), &manifest.scenario.source)
-        .map(|f| f.arms)
-        .unwrap_or_default();
+    let arms = ScenarioFile::parse(
+        Path::new(&manifest.scenario.path),
+        &manifest.scenario.source,
+    )
+    .map(|f| f.arms)
+    .unwrap_or_default();
     let mut traces = BTreeMap::new();
     for c in &manifest.cells {
         if c.status == CellStatus::Pending {

@@ -307,7 +307,9 @@ pub struct ExpectSpec {
 impl ExpectSpec {
     /// The rules that hold for one arm: those for every arm, then the arm's own.
     pub fn rules_for(&self, arm: &str) -> Vec<&ExpectRules> {
-        std::iter::once(&self.all).chain(self.arm.get(arm)).collect()
+        std::iter::once(&self.all)
+            .chain(self.arm.get(arm))
+            .collect()
     }
 }
 
@@ -612,10 +614,7 @@ fn validate(
         DataSource::Csv => match &d.path {
             None => return Err(bad("data.path", "a csv source needs a path".into())),
             Some(p) if !p.is_file() => {
-                return Err(bad(
-                    "data.path",
-                    format!("no such file: {}", p.display()),
-                ));
+                return Err(bad("data.path", format!("no such file: {}", p.display())));
             }
             Some(_) => {}
         },
@@ -662,7 +661,10 @@ fn validate(
     }
     let m = &s.model;
     if m.hidden.contains(&0) {
-        return Err(bad("model.hidden", "layer widths must be at least 1".into()));
+        return Err(bad(
+            "model.hidden",
+            "layer widths must be at least 1".into(),
+        ));
     }
     if !(0.0..1.0).contains(&m.dropout) {
         return Err(bad(
@@ -840,11 +842,13 @@ fn expand(
     for (i, f) in s.vary.iter().enumerate() {
         let at = |field: &str| located(path, source, &format!("vary.{i}.{field}"));
         let top = f.path.split('.').next().unwrap_or("");
-        if !["data", "model", "train"].contains(&top) || get_path(&full, &f.path).is_none() {
-            if !known_optional(&f.path) {
-                return Err(at("path").field(format!("vary[{i}].path")).message_with(
-                    format!("'{}' is not a field of the scenario", f.path),
-                ));
+        if (!["data", "model", "train"].contains(&top) || get_path(&full, &f.path).is_none())
+            && !known_optional(&f.path)
+        {
+            {
+                return Err(at("path")
+                    .field(format!("vary[{i}].path"))
+                    .message_with(format!("'{}' is not a field of the scenario", f.path)));
             }
         }
         if f.levels.is_empty() {
@@ -969,8 +973,14 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "last-batch-batchnorm",
         include_str!("../scenarios/last-batch-batchnorm.toml"),
     ),
-    ("warm-restarts", include_str!("../scenarios/warm-restarts.toml")),
-    ("digits-overfit", include_str!("../scenarios/digits-overfit.toml")),
+    (
+        "warm-restarts",
+        include_str!("../scenarios/warm-restarts.toml"),
+    ),
+    (
+        "digits-overfit",
+        include_str!("../scenarios/digits-overfit.toml"),
+    ),
 ];
 
 /// Loads a scenario by path, or by bundled name when no such file exists.
@@ -1048,7 +1058,10 @@ levels = [false, true]
         let e = parse("seeds = [1]\n[train]\nepochs = 2\nbatch_szie = 8\n").unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
         assert_eq!(e.field.as_deref(), Some("train.batch_szie"), "{e}");
-        assert!(e.to_string().starts_with("s.toml:4: train.batch_szie:"), "{e}");
+        assert!(
+            e.to_string().starts_with("s.toml:4: train.batch_szie:"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1082,8 +1095,8 @@ levels = [false, true]
 
     #[test]
     fn a_vary_path_that_does_not_exist_is_rejected() {
-        let e = parse("[[vary]]\npath = \"train.learning_rate\"\nlevels = [0.1, 0.2]\n")
-            .unwrap_err();
+        let e =
+            parse("[[vary]]\npath = \"train.learning_rate\"\nlevels = [0.1, 0.2]\n").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
         assert!(e.message.contains("train.learning_rate"), "{e}");
     }
@@ -1097,16 +1110,16 @@ levels = [false, true]
         assert_eq!(e.line, Some(5), "{e}");
         assert_eq!(e.field.as_deref(), Some("train.batch_size"));
         assert!(e.message.contains("arm 'batch_size=1000'"), "{e}");
-        let e = parse("[[vary]]\npath = \"train.shuffle\"\nlevels = [\"sometimes\"]\n")
-            .unwrap_err();
+        let e =
+            parse("[[vary]]\npath = \"train.shuffle\"\nlevels = [\"sometimes\"]\n").unwrap_err();
         assert_eq!(e.line, Some(3), "{e}");
     }
 
     #[test]
     fn every_bundled_scenario_parses() {
         for (name, src) in BUNDLED {
-            let f = ScenarioFile::parse(Path::new(name), src)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let f =
+                ScenarioFile::parse(Path::new(name), src).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!f.scenario.description.is_empty(), "{name}");
             assert!(f.arms.len() >= 2, "{name} should compare arms");
             assert!(f.arms.iter().any(|a| a.is_control), "{name}");

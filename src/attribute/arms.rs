@@ -90,7 +90,11 @@ pub struct RunAnalysis {
 
 /// The number a factor comparison uses for a cause, per cell.
 fn statistic(a: &TraceAnalysis, cause: Cause) -> (f64, &'static str) {
-    let jump = |k: EventKind| a.stat(k).map(|s| s.median_effect_log.estimate).unwrap_or(0.0);
+    let jump = |k: EventKind| {
+        a.stat(k)
+            .map(|s| s.median_effect_log.estimate)
+            .unwrap_or(0.0)
+    };
     match cause {
         Cause::EpochBoundary => (
             jump(EventKind::EpochStart),
@@ -175,7 +179,7 @@ pub fn analyze_run(
                 })
             })
             .collect();
-        causes.sort_by(|a, b| b.seeds_named.cmp(&a.seeds_named));
+        causes.sort_by_key(|c| std::cmp::Reverse(c.seeds_named));
         arms.push(ArmAnalysis {
             name: arm.name.clone(),
             factors: arm.factors.clone(),
@@ -266,14 +270,10 @@ fn compare_factors(manifest: &Manifest, arms: &[ArmAnalysis], seed: u64) -> Vec<
             let Some(ctrl) = lv.iter().find(|l| l.is_control) else {
                 continue;
             };
-            let Some(top) = lv
-                .iter()
-                .filter(|l| !l.is_control)
-                .max_by(|a, b| {
-                    (a.seeds_named as f64 / a.seeds.max(1) as f64)
-                        .total_cmp(&(b.seeds_named as f64 / b.seeds.max(1) as f64))
-                })
-            else {
+            let Some(top) = lv.iter().filter(|l| !l.is_control).max_by(|a, b| {
+                (a.seeds_named as f64 / a.seeds.max(1) as f64)
+                    .total_cmp(&(b.seeds_named as f64 / b.seeds.max(1) as f64))
+            }) else {
                 continue;
             };
             let difference = bootstrap_diff(&ctrl.per_seed, &top.per_seed, seed ^ 0x5eed, 2000);
@@ -284,7 +284,11 @@ fn compare_factors(manifest: &Manifest, arms: &[ArmAnalysis], seed: u64) -> Vec<
             let statement = format!(
                 "{factor} = {} {} {cause}: named in {}/{} seeds, vs {}/{} at the control level {}; {} differs by {:+.3} (95% CI [{:+.3}, {:+.3}])",
                 level_text(&top.level),
-                if explains { "explains" } else { "does not consistently explain" },
+                if explains {
+                    "explains"
+                } else {
+                    "does not consistently explain"
+                },
                 top.seeds_named,
                 top.seeds,
                 ctrl.seeds_named,
@@ -328,7 +332,11 @@ fn headline(arms: &[ArmAnalysis], factors: &[FactorEffect]) -> Vec<String> {
         let label = if causes.is_empty() {
             "no cause named in every seed".to_string()
         } else {
-            causes.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            causes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         out.push(format!(
             "arm {}{}: {label}",

@@ -55,7 +55,8 @@ pub fn assess(val: &[ValRecord], final_train_loss: Option<f64>) -> Overfitting {
         message: String::new(),
     };
     if pts.len() < 3 {
-        out.message = "too few validation points to judge overfitting (need at least 3 epochs)".into();
+        out.message =
+            "too few validation points to judge overfitting (need at least 3 epochs)".into();
         return out;
     }
     let (bi, best) = pts

@@ -100,8 +100,14 @@ pub fn bootstrap_diff(a: &[f64], b: &[f64], seed: u64, reps: usize) -> Interval 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut boots = Vec::with_capacity(reps);
     for _ in 0..reps {
-        let ma = (0..a.len()).map(|_| a[rng.random_range(0..a.len())]).sum::<f64>() / a.len() as f64;
-        let mb = (0..b.len()).map(|_| b[rng.random_range(0..b.len())]).sum::<f64>() / b.len() as f64;
+        let ma = (0..a.len())
+            .map(|_| a[rng.random_range(0..a.len())])
+            .sum::<f64>()
+            / a.len() as f64;
+        let mb = (0..b.len())
+            .map(|_| b[rng.random_range(0..b.len())])
+            .sum::<f64>()
+            / b.len() as f64;
         boots.push(mb - ma);
     }
     Interval {
@@ -230,7 +236,9 @@ mod tests {
 
     #[test]
     fn mann_kendall_sees_a_steady_rise_and_not_noise() {
-        let rise: Vec<f64> = (0..10).map(|i| i as f64 + if i % 2 == 0 { 0.3 } else { 0.0 }).collect();
+        let rise: Vec<f64> = (0..10)
+            .map(|i| i as f64 + if i % 2 == 0 { 0.3 } else { 0.0 })
+            .collect();
         assert!(mann_kendall(&rise).1 < 0.001);
         let flat = [1.0, 1.2, 0.9, 1.1, 1.0, 0.95, 1.05];
         assert!(mann_kendall(&flat).1 > 0.2);

@@ -142,7 +142,11 @@ fn summarize_run(manifest: &Manifest, traces: &Traces) -> Baseline {
             .filter(|((a, _), _)| a == &arm.name)
             .map(|((_, s), t)| (*s, t))
             .collect();
-        let mut mids: Vec<f64> = cells.iter().map(|(_, t)| midpoint_level(t)).filter(|v| v.is_finite()).collect();
+        let mut mids: Vec<f64> = cells
+            .iter()
+            .map(|(_, t)| midpoint_level(t))
+            .filter(|v| v.is_finite())
+            .collect();
         mids.sort_by(|a, b| a.total_cmp(b));
         let threshold = mids.get(mids.len() / 2).copied().unwrap_or(f64::NAN);
         let seeds = cells
@@ -172,7 +176,10 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), InputError> {
 pub fn save(run_dir: &Path, base_dir: &Path) -> Result<Baseline, InputError> {
     let (manifest, traces) = rundir::load(run_dir)?;
     std::fs::create_dir_all(base_dir).map_err(|e| InputError::io(base_dir, &e))?;
-    copy_file(&run_dir.join("manifest.json"), &base_dir.join("manifest.json"))?;
+    copy_file(
+        &run_dir.join("manifest.json"),
+        &base_dir.join("manifest.json"),
+    )?;
     for c in &manifest.cells {
         for f in ["trace.csv", "val.csv"] {
             let src = run_dir.join(&c.dir).join(f);
@@ -194,24 +201,46 @@ pub fn load(base_dir: &Path) -> Result<Baseline, InputError> {
     let b: Baseline = serde_json::from_str(&text)
         .map_err(|e| InputError::new(&p, e.to_string()).at_line(e.line() as u64))?;
     if b.schema_version > BASELINE_SCHEMA_VERSION {
-        return Err(InputError::new(&p, format!("schema_version {} is newer than this dropscope", b.schema_version)).field("schema_version"));
+        return Err(InputError::new(
+            &p,
+            format!(
+                "schema_version {} is newer than this dropscope",
+                b.schema_version
+            ),
+        )
+        .field("schema_version"));
     }
     Ok(b)
 }
 
 /// `dropscope check RUN_DIR --baseline BASE_DIR`.
-pub fn compare(run_dir: &Path, base_dir: &Path, opts: &CompareOptions) -> Result<CheckReport, InputError> {
+pub fn compare(
+    run_dir: &Path,
+    base_dir: &Path,
+    opts: &CompareOptions,
+) -> Result<CheckReport, InputError> {
     let (manifest, traces) = rundir::load(run_dir)?;
     let base = load(base_dir)?;
-    let mut report = CheckReport::new(format!("dropscope baseline {} ({})", base.scenario, opts.mode));
+    let mut report = CheckReport::new(format!(
+        "dropscope baseline {} ({})",
+        base.scenario, opts.mode
+    ));
     match opts.mode {
         BaselineMode::Exact | BaselineMode::Tolerance => {
             let base_manifest = Manifest::read(base_dir)?;
             for c in &base_manifest.cells {
                 let subject = format!("{}/seed-{}", c.arm, c.seed);
-                let ours = manifest.cells.iter().find(|m| m.arm == c.arm && m.seed == c.seed);
+                let ours = manifest
+                    .cells
+                    .iter()
+                    .find(|m| m.arm == c.arm && m.seed == c.seed);
                 let Some(ours) = ours else {
-                    report.push(&subject, "cell present".into(), false, "the run has no such cell".into());
+                    report.push(
+                        &subject,
+                        "cell present".into(),
+                        false,
+                        "the run has no such cell".into(),
+                    );
                     continue;
                 };
                 if opts.mode == BaselineMode::Exact {
@@ -225,7 +254,10 @@ pub fn compare(run_dir: &Path, base_dir: &Path, opts: &CompareOptions) -> Result
                         if same {
                             "identical".into()
                         } else {
-                            first_difference(a.as_deref().unwrap_or(&[]), b.as_deref().unwrap_or(&[]))
+                            first_difference(
+                                a.as_deref().unwrap_or(&[]),
+                                b.as_deref().unwrap_or(&[]),
+                            )
                         },
                     );
                 } else {
@@ -233,7 +265,12 @@ pub fn compare(run_dir: &Path, base_dir: &Path, opts: &CompareOptions) -> Result
                     let empty = Trace::default();
                     let a = traces.get(&(c.arm.clone(), c.seed)).unwrap_or(&empty);
                     let (pass, msg) = tolerance(a, &b, opts);
-                    report.push(&subject, format!("per-step loss within {}%", opts.rtol * 100.0), pass, msg);
+                    report.push(
+                        &subject,
+                        format!("per-step loss within {}%", opts.rtol * 100.0),
+                        pass,
+                        msg,
+                    );
                 }
             }
         }
@@ -241,7 +278,12 @@ pub fn compare(run_dir: &Path, base_dir: &Path, opts: &CompareOptions) -> Result
             let ours = summarize_against(&manifest, &traces, &base);
             for (arm, b) in &base.arms {
                 let Some(o) = ours.get(arm) else {
-                    report.push(arm, "arm present".into(), false, "the run has no such arm".into());
+                    report.push(
+                        arm,
+                        "arm present".into(),
+                        false,
+                        "the run has no such arm".into(),
+                    );
                     continue;
                 };
                 statistical(arm, b, o, opts.alpha, &mut report);
@@ -251,10 +293,18 @@ pub fn compare(run_dir: &Path, base_dir: &Path, opts: &CompareOptions) -> Result
     Ok(report)
 }
 
-fn summarize_against(manifest: &Manifest, traces: &Traces, base: &Baseline) -> BTreeMap<String, Vec<CellSummary>> {
+fn summarize_against(
+    manifest: &Manifest,
+    traces: &Traces,
+    base: &Baseline,
+) -> BTreeMap<String, Vec<CellSummary>> {
     let mut out = BTreeMap::new();
     for arm in &manifest.arms {
-        let threshold = base.arms.get(&arm.name).map(|a| a.threshold).unwrap_or(f64::NAN);
+        let threshold = base
+            .arms
+            .get(&arm.name)
+            .map(|a| a.threshold)
+            .unwrap_or(f64::NAN);
         let cells: Vec<CellSummary> = traces
             .iter()
             .filter(|((a, _), _)| a == &arm.name)
@@ -334,12 +384,20 @@ fn welch(run: &[f64], base: &[f64], one_sided_larger: bool) -> f64 {
     let diff = m1 - m2;
     let tiny = 1e-9 * m1.abs().max(m2.abs()).max(1e-12);
     if se2 <= 0.0 {
-        let differs = if one_sided_larger { diff > tiny } else { diff.abs() > tiny };
+        let differs = if one_sided_larger {
+            diff > tiny
+        } else {
+            diff.abs() > tiny
+        };
         return if differs { 0.0 } else { 1.0 };
     }
     let t = diff / se2.sqrt();
     let df_den = (v1 / n1).powi(2) / (n1 - 1.0).max(1.0) + (v2 / n2).powi(2) / (n2 - 1.0).max(1.0);
-    let df = if df_den > 0.0 { se2 * se2 / df_den } else { 1.0 };
+    let df = if df_den > 0.0 {
+        se2 * se2 / df_den
+    } else {
+        1.0
+    };
     let Ok(d) = StudentsT::new(0.0, 1.0, df.max(1.0)) else {
         return 1.0;
     };
@@ -350,15 +408,26 @@ fn welch(run: &[f64], base: &[f64], one_sided_larger: bool) -> f64 {
     }
 }
 
-fn statistical(arm: &str, base: &ArmSummary, run: &[CellSummary], alpha: f64, report: &mut CheckReport) {
+type Metric = dyn Fn(&CellSummary) -> f64;
+
+fn statistical(
+    arm: &str,
+    base: &ArmSummary,
+    run: &[CellSummary],
+    alpha: f64,
+    report: &mut CheckReport,
+) {
     let b: Vec<&CellSummary> = base.seeds.values().collect();
-    let never = |c: &CellSummary| c.steps_to_threshold.map(|s| s as f64).unwrap_or(c.steps as f64 * 2.0);
-    let metrics: [(&str, Box<dyn Fn(&CellSummary) -> f64>); 2] = [
-        ("final loss", Box::new(|c: &CellSummary| c.final_loss)),
-        ("steps to threshold", Box::new(never)),
-    ];
-    for (name, f) in metrics.iter() {
-        let r: Vec<f64> = run.iter().map(|c| f(c)).collect();
+    let never = |c: &CellSummary| {
+        c.steps_to_threshold
+            .map(|s| s as f64)
+            .unwrap_or(c.steps as f64 * 2.0)
+    };
+    let final_loss = |c: &CellSummary| c.final_loss;
+    let metrics: [(&str, &Metric); 2] =
+        [("final loss", &final_loss), ("steps to threshold", &never)];
+    for (name, f) in metrics {
+        let r: Vec<f64> = run.iter().map(f).collect();
         let s: Vec<f64> = b.iter().map(|c| f(c)).collect();
         let p = welch(&r, &s, true);
         report.push(
@@ -371,7 +440,7 @@ fn statistical(arm: &str, base: &ArmSummary, run: &[CellSummary], alpha: f64, re
                 r.len(),
                 mean(&s),
                 s.len(),
-                if *name == "steps to threshold" {
+                if name == "steps to threshold" {
                     format!(" (threshold loss {:.4})", base.threshold)
                 } else {
                     String::new()
@@ -379,16 +448,34 @@ fn statistical(arm: &str, base: &ArmSummary, run: &[CellSummary], alpha: f64, re
             ),
         );
     }
-    let kinds: Vec<EventKind> = b.iter().flat_map(|c| c.effects.keys().copied()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let kinds: Vec<EventKind> = b
+        .iter()
+        .flat_map(|c| c.effects.keys().copied())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     for k in kinds {
-        let r: Vec<f64> = run.iter().filter_map(|c| c.effects.get(&k).copied()).collect();
-        let s: Vec<f64> = b.iter().filter_map(|c| c.effects.get(&k).copied()).collect();
+        let r: Vec<f64> = run
+            .iter()
+            .filter_map(|c| c.effects.get(&k).copied())
+            .collect();
+        let s: Vec<f64> = b
+            .iter()
+            .filter_map(|c| c.effects.get(&k).copied())
+            .collect();
         let p = welch(&r, &s, false);
         report.push(
             arm,
-            format!("drop effect at {}s unchanged (two-sided Welch t, alpha {alpha})", k.label()),
+            format!(
+                "drop effect at {}s unchanged (two-sided Welch t, alpha {alpha})",
+                k.label()
+            ),
             p >= alpha,
-            format!("run {:+.4} vs baseline {:+.4} log-loss; p = {p:.3}", mean(&r), mean(&s)),
+            format!(
+                "run {:+.4} vs baseline {:+.4} log-loss; p = {p:.3}",
+                mean(&r),
+                mean(&s)
+            ),
         );
     }
 }

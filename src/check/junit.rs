@@ -62,7 +62,10 @@ mod tests {
             ],
         };
         let xml = to_xml(&r).unwrap();
-        assert!(xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#),
+            "{xml}"
+        );
         assert!(xml.contains(r#"classname="step/seed-2""#), "{xml}");
         assert!(xml.contains("3 NaN &amp; 0 infinite losses"), "{xml}");
     }

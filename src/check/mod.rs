@@ -90,7 +90,12 @@ fn event_name_ok(name: &str) -> bool {
 }
 
 /// Checks one trace's analysis against one set of rules.
-pub fn check_trace(rules: &ExpectRules, a: &TraceAnalysis, subject: &str, report: &mut CheckReport) {
+pub fn check_trace(
+    rules: &ExpectRules,
+    a: &TraceAnalysis,
+    subject: &str,
+    report: &mut CheckReport,
+) {
     for c in &rules.causes {
         let named = Cause::from_str(c).map(|c| a.names(c)).unwrap_or(false);
         let got: Vec<&str> = a.causes.iter().map(|f| f.cause.as_str()).collect();
@@ -175,8 +180,8 @@ pub fn check_trace(rules: &ExpectRules, a: &TraceAnalysis, subject: &str, report
         );
     }
     if let Some(epoch) = rules.no_overfitting_before_epoch {
-        let early = o.verdict == OverfitVerdict::Overfitting
-            && o.started_epoch.is_some_and(|s| s < epoch);
+        let early =
+            o.verdict == OverfitVerdict::Overfitting && o.started_epoch.is_some_and(|s| s < epoch);
         report.push(
             subject,
             format!("no overfitting before epoch {epoch}"),
@@ -190,7 +195,10 @@ pub fn check_trace(rules: &ExpectRules, a: &TraceAnalysis, subject: &str, report
             "does not diverge".into(),
             !a.diverged,
             if a.diverged {
-                format!("{} NaN and {} infinite losses", a.detection.cleaning.n_nan, a.detection.cleaning.n_inf)
+                format!(
+                    "{} NaN and {} infinite losses",
+                    a.detection.cleaning.n_nan, a.detection.cleaning.n_inf
+                )
             } else {
                 "all losses finite".into()
             },
@@ -199,7 +207,8 @@ pub fn check_trace(rules: &ExpectRules, a: &TraceAnalysis, subject: &str, report
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "unknown (no validation data)".into())
+    v.map(|v| format!("{v:.4}"))
+        .unwrap_or_else(|| "unknown (no validation data)".into())
 }
 
 /// Checks every cell of a run against a scenario's `[expect]` table.
@@ -306,7 +315,10 @@ mod tests {
         assert!(!by_name("cause warm_restart is named").passed);
         assert!(by_name("does not diverge").passed);
         assert!(!r.passed());
-        assert!(r.to_string().ends_with("4 checks, 3 passed, 1 failed"), "{r}");
+        assert!(
+            r.to_string().ends_with("4 checks, 3 passed, 1 failed"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //! re-tested with windows that reach to its neighbours before it is kept.
 
 mod clean;
+mod joint;
 mod jump;
 mod noise;
 mod prepare;
 mod reach;
+mod rescue;
 mod scan;
 mod select;
 mod shape;
@@ -61,6 +63,10 @@ pub struct DetectConfig {
     pub event_alpha: f64,
     /// Most points in the reported trend line. Default 2000.
     pub trend_points: usize,
+    /// |z| a drop the local tests did not confirm must reach in a joint fit over a long
+    /// window (smooth trend plus every confirmed change there) to be kept. Default 4.3;
+    /// 0 turns the joint re-test off.
+    pub z_joint: f64,
 }
 
 impl Default for DetectConfig {
@@ -79,6 +85,7 @@ impl Default for DetectConfig {
             sawtooth_min_recovery: 0.3,
             event_alpha: 0.01,
             trend_points: 2000,
+            z_joint: 4.3,
         }
     }
 }
@@ -183,6 +190,7 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
         .map(|c| (c.at, true))
         .chain(scan::suppress(up, 4).iter().map(|c| (c.at, false)))
         .collect();
+    let mut pool: Vec<usize> = cands.iter().filter(|c| c.1).map(|c| c.0).collect();
     let mut changes = select::confirm(p, cands, reach, cfg);
     let grid = scan::segment_grid(p);
     // Only stretches next to a newly confirmed change can hold anything new.
@@ -194,6 +202,7 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
                 .into_iter()
                 .filter(|&(t, _)| cuts.iter().all(|&c| c.abs_diff(t) >= MIN_SEPARATION))
                 .collect();
+        pool.extend(extra.iter().filter(|c| c.1).map(|c| c.0));
         if extra.is_empty() {
             break;
         }
@@ -228,7 +237,7 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
     if sharp.len() < changes.len() {
         changes = select::confirm(p, sharp, reach, cfg);
     }
-    changes
+    rescue::rescue(p, changes, pool, reach, cfg)
 }
 
 #[cfg(test)]

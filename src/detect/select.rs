@@ -99,7 +99,13 @@ const CHECK_K: f64 = 2.5;
 /// A trend that bends in a way the fits do not allow (a curvature that changes, as in a
 /// fast early decay) makes a bias that grows with the cube of the window, so a shift that
 /// shorter windows do not see (beyond their noise) is a misfit, not a change.
-fn sudden(p: &Prepared, at: usize, down: bool, (prev, next): (usize, usize), f: &Fit) -> bool {
+pub(crate) fn sudden(
+    p: &Prepared,
+    at: usize,
+    down: bool,
+    (prev, next): (usize, usize),
+    f: &Fit,
+) -> bool {
     let room = (at - prev).min(next - at);
     let long = f.n_left.min(f.n_right);
     [CHECK_HALF, long / CHECK_SHRINK].iter().all(|&w| {

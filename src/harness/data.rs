@@ -50,9 +50,10 @@ impl Dataset {
 /// Derives independent seeds from one cell seed (SplitMix64 over a salt), so that the
 /// streams for data, noise, init and shuffling never share state.
 pub fn derive_seed(seed: u64, salt: &str) -> u64 {
-    let mut z = seed ^ salt.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
+    let mut z = seed
+        ^ salt.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -115,9 +116,7 @@ pub struct CellData {
 
 impl CellData {
     pub fn load(spec: &DataSpec, cell_seed: u64, scenario_path: &Path) -> Result<Self, InputError> {
-        let data_seed = spec
-            .seed
-            .unwrap_or_else(|| derive_seed(cell_seed, "data"));
+        let data_seed = spec.seed.unwrap_or_else(|| derive_seed(cell_seed, "data"));
         let noise_seed = spec
             .label_noise_seed
             .unwrap_or_else(|| derive_seed(cell_seed, "label-noise"));
@@ -279,7 +278,9 @@ pub fn read_csv(path: &Path, label_column: &str) -> Result<Dataset, InputError> 
     }
     classes.dedup();
     if classes.len() < 2 {
-        return Err(InputError::new(path, "the label column has a single class").field(label_column));
+        return Err(
+            InputError::new(path, "the label column has a single class").field(label_column)
+        );
     }
     let y = labels
         .iter()
@@ -381,7 +382,10 @@ mod tests {
     #[test]
     fn orderings_do_what_they_say() {
         let labels = [2, 0, 1, 0, 2, 1];
-        assert_eq!(epoch_order(&labels, Shuffle::None, 0, 3), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            epoch_order(&labels, Shuffle::None, 0, 3),
+            [0, 1, 2, 3, 4, 5]
+        );
         assert_eq!(
             epoch_order(&labels, Shuffle::SortedByClass, 0, 0),
             [1, 3, 2, 5, 0, 4]

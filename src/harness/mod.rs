@@ -46,8 +46,14 @@ impl std::str::FromStr for Shard {
         let (i, n) = s
             .split_once('/')
             .ok_or_else(|| format!("'{s}' is not I/N (e.g. 0/4)"))?;
-        let index: usize = i.trim().parse().map_err(|_| format!("'{i}' is not a number"))?;
-        let count: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a number"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{i}' is not a number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{n}' is not a number"))?;
         if count == 0 || index >= count {
             return Err(format!("shard {index}/{count}: need 0 <= I < N"));
         }

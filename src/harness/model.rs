@@ -2,10 +2,8 @@
 //! batch norm and dropout.
 
 use burn::module::Module;
-use burn::nn::{
-    Activation, ActivationConfig, BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear,
-    LinearConfig,
-};
+use burn::nn::activation::{Activation, ActivationConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::scenario::{ActivationKind, BatchNormMode, ModelSpec};

@@ -21,7 +21,8 @@ pub fn lr_at(spec: &LrSpec, step: u64, epoch: u64, total_steps: u64, epochs: u64
     let tw = t - spec.warmup;
     let span = total.saturating_sub(spec.warmup).max(1);
     let cosine = |pos: f64, len: f64| {
-        spec.min_lr + (spec.base - spec.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * pos / len).cos())
+        spec.min_lr
+            + (spec.base - spec.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * pos / len).cos())
     };
     match spec.schedule {
         ScheduleKind::Constant => spec.base,

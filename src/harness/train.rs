@@ -81,10 +81,7 @@ fn evaluate(model: &Mlp, x: &Tensor<2>, y: &[u32]) -> (f64, f64) {
     let logits = model.valid().forward(x.clone());
     let k = logits.dims()[1];
     let data = logits.into_data();
-    let v: Vec<f32> = data
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .unwrap_or_default();
+    let v: Vec<f32> = data.try_to_vec_as::<f32>().unwrap_or_default();
     let mut loss = 0.0;
     let mut correct = 0usize;
     for (i, row) in v.chunks(k).enumerate() {
@@ -95,7 +92,10 @@ fn evaluate(model: &Mlp, x: &Tensor<2>, y: &[u32]) -> (f64, f64) {
         let best = row
             .iter()
             .enumerate()
-            .fold((0, f32::NEG_INFINITY), |acc, (j, &z)| if z > acc.1 { (j, z) } else { acc })
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |acc, (j, &z)| if z > acc.1 { (j, z) } else { acc },
+            )
             .0;
         correct += (best == t) as usize;
     }
@@ -210,8 +210,7 @@ pub fn train_cell(
         } else {
             Tensor::cat(losses, 0)
                 .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
+                .try_to_vec_as::<f32>()
                 .unwrap_or_default()
                 .into_iter()
                 .map(|v| v as f64)

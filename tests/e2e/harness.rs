@@ -14,7 +14,13 @@ fn a_run_writes_a_trace_per_cell_and_a_manifest() {
     let d = temp_dir("run-basic");
     let s = tiny_scenario(&d, "");
     let out = d.join("out");
-    let o = run(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = run(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     let m = Manifest::read(&out).unwrap();
@@ -36,13 +42,20 @@ fn a_run_writes_a_trace_per_cell_and_a_manifest() {
 
     let val = read(&out.join("cosine/seed-1/val.csv"));
     let mut lines = val.lines();
-    assert_eq!(lines.next(), Some("epoch,step,val_loss,val_accuracy,train_loss_eval"));
+    assert_eq!(
+        lines.next(),
+        Some("epoch,step,val_loss,val_accuracy,train_loss_eval")
+    );
     let v: Vec<&str> = lines.collect();
     assert_eq!(v.len(), 3);
     assert!(v[2].starts_with("2,15,"));
     // The cosine arm logs a falling LR.
     let cos = read(&out.join("cosine/seed-1/trace.csv"));
-    let lr: Vec<f64> = cos.lines().skip(1).map(|l| l.split(',').nth(4).unwrap().parse().unwrap()).collect();
+    let lr: Vec<f64> = cos
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap().parse().unwrap())
+        .collect();
     assert!(lr[0] > lr[14]);
 }
 
@@ -54,7 +67,15 @@ fn reruns_of_the_same_seed_on_cpu_are_byte_identical() {
         let a = d.join(format!("a-{device}"));
         let b = d.join(format!("b-{device}"));
         for out in [&a, &b] {
-            let o = run(&["run", &s, "--out", out.to_str().unwrap(), "--quiet", "--device", device]);
+            let o = run(&[
+                "run",
+                &s,
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+                "--device",
+                device,
+            ]);
             assert!(o.status.success(), "{}", stderr(&o));
         }
         for cell in ["constant/seed-1", "cosine/seed-1"] {
@@ -71,10 +92,18 @@ fn reruns_of_the_same_seed_on_cpu_are_byte_identical() {
 fn another_seed_gives_another_trace() {
     let d = temp_dir("run-seeds");
     let s = tiny_scenario(&d, "");
-    let text = std::fs::read_to_string(&s).unwrap().replace("seeds = [1]", "seeds = [1, 2]");
+    let text = std::fs::read_to_string(&s)
+        .unwrap()
+        .replace("seeds = [1]", "seeds = [1, 2]");
     std::fs::write(&s, text).unwrap();
     let out = d.join("out");
-    let o = run(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = run(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_ne!(
         read(&out.join("constant/seed-1/trace.csv")),
@@ -92,7 +121,15 @@ fn wgpu_trains_a_few_steps_even_without_a_gpu() {
     )
     .unwrap();
     let out = d.join("out");
-    let o = run(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--device", "wgpu"]);
+    let o = run(&[
+        "run",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--device",
+        "wgpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = Manifest::read(&out).unwrap();
     assert_eq!(m.device, "wgpu");
@@ -110,8 +147,18 @@ fn a_diverging_cell_is_marked_and_the_run_goes_on() {
     let d = temp_dir("run-diverge");
     let s = tiny_scenario(&d, "[train.lr]\nbase = 1e9\n");
     let out = d.join("out");
-    let o = run(&["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
-    assert!(o.status.success(), "divergence is a result, not an error: {}", stderr(&o));
+    let o = run(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "divergence is a result, not an error: {}",
+        stderr(&o)
+    );
     let m = Manifest::read(&out).unwrap();
     assert_eq!(m.cells.len(), 2, "both cells ran");
     let c = &m.cells[0];
@@ -121,14 +168,18 @@ fn a_diverging_cell_is_marked_and_the_run_goes_on() {
     let row = trace.lines().nth(1 + at as usize).unwrap();
     let loss = row.split(',').nth(3).unwrap();
     assert!(loss == "NaN" || loss.ends_with("inf"), "{row}");
-    assert!(m.cells[1].status == CellStatus::Diverged || m.cells[1].status == CellStatus::Completed);
+    assert!(
+        m.cells[1].status == CellStatus::Diverged || m.cells[1].status == CellStatus::Completed
+    );
 }
 
 #[test]
 fn a_killed_run_leaves_analysable_traces() {
     let d = temp_dir("run-killed");
     let s = tiny_scenario(&d, "").to_str().unwrap().to_string();
-    let text = std::fs::read_to_string(&s).unwrap().replace("epochs = 3", "epochs = 2000");
+    let text = std::fs::read_to_string(&s)
+        .unwrap()
+        .replace("epochs = 3", "epochs = 2000");
     std::fs::write(&s, text).unwrap();
     let out = d.join("out");
     let mut child = bin()
@@ -137,7 +188,11 @@ fn a_killed_run_leaves_analysable_traces() {
         .unwrap();
     let trace = out.join("constant/seed-1/trace.csv");
     let t0 = std::time::Instant::now();
-    while std::fs::read_to_string(&trace).map(|t| t.lines().count()).unwrap_or(0) < 20 {
+    while std::fs::read_to_string(&trace)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 20
+    {
         assert!(t0.elapsed().as_secs() < 120, "no trace written");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -155,8 +210,13 @@ fn a_killed_run_leaves_analysable_traces() {
 fn a_bad_scenario_is_one_line_naming_file_line_and_field_with_exit_2() {
     let d = temp_dir("run-bad");
     let p = d.join("bad.toml");
-    std::fs::write(&p, "seeds = [1]\n[train]\nbatch_size = 1000\n").unwrap();
-    let o = run(&["run", p.to_str().unwrap(), "--out", d.join("out").to_str().unwrap()]);
+    std::fs::write(&p, "seeds = [1]\n[train]\nbatch_size = 5000\n").unwrap();
+    let o = run(&[
+        "run",
+        p.to_str().unwrap(),
+        "--out",
+        d.join("out").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -182,7 +242,10 @@ fn list_shows_every_bundled_scenario_with_a_description() {
         "warm-restarts",
         "digits-overfit",
     ] {
-        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing"));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing"));
         assert!(line.len() > name.len() + 20, "{line}");
     }
 }

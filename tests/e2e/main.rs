@@ -1,5 +1,7 @@
 //! End-to-end tests of the `dropscope` binary: one test crate, so burn links once.
 
+mod analysis;
 mod common;
 mod harness;
 mod import;
+mod scenarios;
