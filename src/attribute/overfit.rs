@@ -19,6 +19,17 @@ pub enum OverfitVerdict {
     Unknown,
 }
 
+impl OverfitVerdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            OverfitVerdict::Overfitting => "overfitting",
+            OverfitVerdict::NotOverfitting => "not overfitting",
+            OverfitVerdict::Plateau => "plateau",
+            OverfitVerdict::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Overfitting {
     pub verdict: OverfitVerdict,

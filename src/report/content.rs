@@ -442,7 +442,7 @@ pub fn overfit_table(title: &str, rows: &[(String, &Overfitting)]) -> Table {
     for (name, o) in rows {
         t.rows.push(vec![
             name.clone(),
-            format!("{:?}", o.verdict).to_lowercase(),
+            o.verdict.label().to_string(),
             opt(o.best_epoch),
             o.best_val_loss
                 .map(|v| plain(v, 4))
@@ -624,7 +624,7 @@ pub fn run_tables(run: &RunAnalysis) -> Vec<Table> {
                     .map(|f| cause_name(f.cause))
                     .collect::<Vec<_>>()
                     .join(", "),
-                format!("{:?}", c.analysis.overfitting.verdict).to_lowercase(),
+                c.analysis.overfitting.verdict.label().to_string(),
             ]);
         }
     }

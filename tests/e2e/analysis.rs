@@ -346,3 +346,22 @@ fn baselines_catch_changes_in_each_mode() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("FAIL"), "{}", stdout(&o));
 }
+
+/// Logs written by a real scikit-learn training run (see tests/fixtures/investigate/
+/// make_fixtures.py): the same causes as in dropscope's own scenarios.
+#[test]
+fn logs_from_another_framework_get_the_same_causes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/investigate");
+    let causes = |file: &str| -> Vec<String> {
+        let o = run(&["investigate", dir.join(file).to_str().unwrap(), "--format", "json"]);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        v["causes"].as_array().unwrap().iter().map(|c| c["cause"].as_str().unwrap().to_string()).collect()
+    };
+    let rm = causes("sklearn_running_mean.csv");
+    assert!(rm.contains(&"running_mean_artifact".to_string()), "{rm:?}");
+    let sorted = causes("sklearn_sorted.csv");
+    assert!(sorted.contains(&"data_order".to_string()), "{sorted:?}");
+    let fresh = causes("sklearn_fresh.csv");
+    assert_eq!(fresh, ["none"], "the control run has nothing to explain");
+}
