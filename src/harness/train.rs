@@ -157,11 +157,14 @@ pub fn train_cell(
     let mut epoch_train = data.train.clone();
     let mut train_x = upload_x(&epoch_train, &ad);
     let mut train_y = upload_y(&epoch_train, &ad);
+    // The same examples on the plain device, for evaluating the training set in eval mode.
+    let mut train_x_plain = upload_x(&epoch_train, base);
     for epoch in 0..s.train.epochs {
         if let Some(fresh) = data.train_for_epoch(epoch) {
             epoch_train = fresh;
             train_x = upload_x(&epoch_train, &ad);
             train_y = upload_y(&epoch_train, &ad);
+            train_x_plain = upload_x(&epoch_train, base);
         }
         if let Some(every) = s.train.optimizer.reset_every_epochs
             && epoch > 0
@@ -234,7 +237,6 @@ pub fn train_cell(
             break;
         }
         let (val_loss, val_acc) = evaluate(&model, &val_x, &data.val.y);
-        let train_x_plain = upload_x(&epoch_train, base);
         let (train_eval, _) = evaluate(&model, &train_x_plain, &epoch_train.y);
         val_out
             .write(&ValRecord {

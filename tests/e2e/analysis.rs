@@ -234,6 +234,19 @@ fn check_enforces_expectations_and_writes_junit() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
+fn check_against(run_dir: &Path, base: &Path, mode: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "check",
+        run_dir.to_str().unwrap(),
+        "--baseline",
+        base.to_str().unwrap(),
+        "--mode",
+        mode,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn baselines_catch_changes_in_each_mode() {
     let d = temp_dir("baseline");
@@ -263,14 +276,7 @@ fn baselines_catch_changes_in_each_mode() {
     assert!(base.join("cosine/seed-2/trace.csv").is_file());
 
     for mode in ["exact", "tolerance", "statistical"] {
-        let o = run(&[
-            "check",
-            a.to_str().unwrap(),
-            "--baseline",
-            base.to_str().unwrap(),
-            "--mode",
-            mode,
-        ]);
+        let o = check_against(&a, &base, mode, &[]);
         assert_eq!(o.status.code(), Some(0), "{mode}: {}", stdout(&o));
     }
 
@@ -282,35 +288,12 @@ fn baselines_catch_changes_in_each_mode() {
     cols[3] = (cols[3].parse::<f64>().unwrap() * 1.01).to_string();
     lines[3] = cols.join(",");
     std::fs::write(&t, lines.join("\n") + "\n").unwrap();
-    let o = run(&[
-        "check",
-        a.to_str().unwrap(),
-        "--baseline",
-        base.to_str().unwrap(),
-        "--mode",
-        "exact",
-    ]);
+    let o = check_against(&a, &base, "exact", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("line 4 differs"), "{}", stdout(&o));
-    let o = run(&[
-        "check",
-        a.to_str().unwrap(),
-        "--baseline",
-        base.to_str().unwrap(),
-        "--mode",
-        "tolerance",
-    ]);
+    let o = check_against(&a, &base, "tolerance", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    let o = run(&[
-        "check",
-        a.to_str().unwrap(),
-        "--baseline",
-        base.to_str().unwrap(),
-        "--mode",
-        "tolerance",
-        "--rtol",
-        "0.001",
-    ]);
+    let o = check_against(&a, &base, "tolerance", &["--rtol", "0.001"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
 
     // A run that learns with a tenth of the LR converges later: statistical mode fails.
@@ -335,14 +318,7 @@ fn baselines_catch_changes_in_each_mode() {
         .status
         .success()
     );
-    let o = run(&[
-        "check",
-        b.to_str().unwrap(),
-        "--baseline",
-        base.to_str().unwrap(),
-        "--mode",
-        "statistical",
-    ]);
+    let o = check_against(&b, &base, "statistical", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("FAIL"), "{}", stdout(&o));
 }
@@ -353,10 +329,20 @@ fn baselines_catch_changes_in_each_mode() {
 fn logs_from_another_framework_get_the_same_causes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/investigate");
     let causes = |file: &str| -> Vec<String> {
-        let o = run(&["investigate", dir.join(file).to_str().unwrap(), "--format", "json"]);
+        let o = run(&[
+            "investigate",
+            dir.join(file).to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
         assert!(o.status.success(), "{file}: {}", stderr(&o));
         let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-        v["causes"].as_array().unwrap().iter().map(|c| c["cause"].as_str().unwrap().to_string()).collect()
+        v["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["cause"].as_str().unwrap().to_string())
+            .collect()
     };
     let rm = causes("sklearn_running_mean.csv");
     assert!(rm.contains(&"running_mean_artifact".to_string()), "{rm:?}");
