@@ -27,6 +27,15 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `dropscope run SCENARIO --out OUT --quiet EXTRA...`, which must succeed.
+pub fn run_ok(scenario: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", scenario, "--out", out.to_str().unwrap(), "--quiet"];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "{scenario}: {}", stderr(&o));
+    o
+}
+
 /// A tiny scenario: two arms, small data, a few epochs; trains in well under a second.
 pub fn tiny_scenario(dir: &Path, extra: &str) -> PathBuf {
     let p = dir.join("tiny.toml");

@@ -14,14 +14,7 @@ fn a_run_writes_a_trace_per_cell_and_a_manifest() {
     let d = temp_dir("run-basic");
     let s = tiny_scenario(&d, "");
     let out = d.join("out");
-    let o = run(&[
-        "run",
-        s.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_ok(s.to_str().unwrap(), &out, &[]);
 
     let m = Manifest::read(&out).unwrap();
     assert_eq!(m.arms.len(), 2);
@@ -67,16 +60,7 @@ fn reruns_of_the_same_seed_on_cpu_are_byte_identical() {
         let a = d.join(format!("a-{device}"));
         let b = d.join(format!("b-{device}"));
         for out in [&a, &b] {
-            let o = run(&[
-                "run",
-                &s,
-                "--out",
-                out.to_str().unwrap(),
-                "--quiet",
-                "--device",
-                device,
-            ]);
-            assert!(o.status.success(), "{}", stderr(&o));
+            run_ok(&s, out, &["--device", device]);
         }
         for cell in ["constant/seed-1", "cosine/seed-1"] {
             assert_eq!(
@@ -97,14 +81,7 @@ fn another_seed_gives_another_trace() {
         .replace("seeds = [1]", "seeds = [1, 2]");
     std::fs::write(&s, text).unwrap();
     let out = d.join("out");
-    let o = run(&[
-        "run",
-        s.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_ok(s.to_str().unwrap(), &out, &[]);
     assert_ne!(
         read(&out.join("constant/seed-1/trace.csv")),
         read(&out.join("constant/seed-2/trace.csv"))
@@ -121,16 +98,7 @@ fn wgpu_trains_a_few_steps_even_without_a_gpu() {
     )
     .unwrap();
     let out = d.join("out");
-    let o = run(&[
-        "run",
-        p.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-        "--device",
-        "wgpu",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_ok(p.to_str().unwrap(), &out, &["--device", "wgpu"]);
     let m = Manifest::read(&out).unwrap();
     assert_eq!(m.device, "wgpu");
     let trace = read(&out.join("base/seed-1/trace.csv"));
