@@ -254,20 +254,63 @@ impl Default for AnalyzeOptions {
     }
 }
 
-/// Points per side of an event's local-linear jump test, at most: drops after an LR cut
-/// settle within tens of steps, and far windows mostly add the trend's curvature.
-const MAX_EVENT_WINDOW: usize = 100;
+/// How an event type's jump is measured: local lines on either side of the event, the one
+/// before stopping `gap` points early and the one after starting `settle` points late, each
+/// at most `window` points long.
+#[derive(Debug, Clone, Copy)]
+struct JumpShape {
+    gap: usize,
+    settle: usize,
+    window: usize,
+}
+
+impl JumpShape {
+    fn of(kind: EventKind) -> JumpShape {
+        match kind {
+            // A short last batch right before the boundary must not pose as a drop after it;
+            // re-seen samples act on the very first batch, so the line after starts at once.
+            EventKind::EpochStart => JumpShape {
+                gap: 1,
+                settle: 0,
+                window: 100,
+            },
+            // An LR cut acts through the optimizer: momentum and the shrinking noise ball
+            // take tens of steps to bring the loss to its new level, so the line after the
+            // cut starts once that has settled, and reaches further to see the new level.
+            EventKind::LrDecrease => JumpShape {
+                gap: 0,
+                settle: LR_SETTLE,
+                window: 200,
+            },
+            _ => JumpShape {
+                gap: 0,
+                settle: 0,
+                window: 100,
+            },
+        }
+    }
+}
+
+/// Points an LR cut is given to take effect (see `JumpShape`); drops this soon after a cut
+/// are its own.
+const LR_SETTLE: usize = 32;
 
 /// Share of a type's events that must show a significant jump on their own.
 const MIN_SHARE_SIGNIFICANT: f64 = 0.25;
 
-/// A jump test with a gap: the line before the event ends `gap` points early, so an
-/// outlier right before the boundary (a short last batch) cannot pose as a drop after it.
-fn gap_jump(p: &Prepared, at: usize, left: usize, right: usize, gap: usize) -> Option<(f64, f64)> {
-    let l_end = at.checked_sub(gap)?;
-    let lo = left.max(l_end.saturating_sub(MAX_EVENT_WINDOW));
-    let hi = right.min(at + MAX_EVENT_WINDOW).min(p.len());
-    if l_end < lo + 3 || hi < at + 3 {
+/// A jump test shaped by `shape`, measured as the gap between the two lines at the event.
+fn shaped_jump(
+    p: &Prepared,
+    at: usize,
+    left: usize,
+    right: usize,
+    shape: JumpShape,
+) -> Option<(f64, f64)> {
+    let l_end = at.checked_sub(shape.gap)?;
+    let lo = left.max(l_end.saturating_sub(shape.window));
+    let r_start = at + shape.settle;
+    let hi = right.min(r_start + shape.window).min(p.len());
+    if l_end < lo + 3 || hi < r_start + 3 {
         return None;
     }
     let x0 = p.steps()[at] as f64;
@@ -283,7 +326,7 @@ fn gap_jump(p: &Prepared, at: usize, left: usize, right: usize, gap: usize) -> O
         Some((icpt + slope * 0.0, 1.0 / n + mx * mx / sxx, rss, xs.len()))
     };
     let (yl, vl, rl, nl) = side(lo, l_end)?;
-    let (yr, vr, rr, nr) = side(at, hi)?;
+    let (yr, vr, rr, nr) = side(r_start, hi)?;
     let dof = (nl + nr) as f64 - 4.0;
     let s2 = ((rl + rr) / dof.max(1.0)).max((0.5 * p.local_sigma(at)).powi(2));
     let se = (s2 * (vl + vr)).sqrt();
@@ -327,6 +370,11 @@ fn windows(p: &Prepared, steps: &[u64], fences: &[u64]) -> Windows {
         left.push(l);
         right.push(r);
     }
+    // At random times the windows also stop at this type's own events, so a null window
+    // never straddles the very drop under test (which would pull the null towards it).
+    fence_idx.extend(at.iter().copied());
+    fence_idx.sort_unstable();
+    fence_idx.dedup();
     Windows {
         at,
         left,
@@ -335,7 +383,7 @@ fn windows(p: &Prepared, steps: &[u64], fences: &[u64]) -> Windows {
     }
 }
 
-fn jumps(p: &Prepared, w: &Windows, offset: isize, gap: usize) -> Vec<(usize, f64, f64)> {
+fn jumps(p: &Prepared, w: &Windows, offset: isize, shape: JumpShape) -> Vec<(usize, f64, f64)> {
     let n = p.len() as isize;
     w.at.iter()
         .enumerate()
@@ -346,7 +394,8 @@ fn jumps(p: &Prepared, w: &Windows, offset: isize, gap: usize) -> Vec<(usize, f6
             let wr = w.right[k] - a;
             let mut lo = a2.saturating_sub(wl);
             let mut hi = (a2 + wr).min(p.len());
-            // At a random time the windows stop at fences too, as the event's own did.
+            // At a random time the windows stop at fences too, as the event's own did. At
+            // offset 0 the own events among them are the window ends already.
             let i = w.fences.partition_point(|&f| f < a2);
             if i > 0 {
                 lo = lo.max(w.fences[i - 1]);
@@ -354,7 +403,7 @@ fn jumps(p: &Prepared, w: &Windows, offset: isize, gap: usize) -> Vec<(usize, f6
             if i < w.fences.len() && w.fences[i] > a2 {
                 hi = hi.min(w.fences[i]);
             }
-            gap_jump(p, a2, lo, hi, gap).map(|(j, z)| (a2, j, z))
+            shaped_jump(p, a2, lo, hi, shape).map(|(j, z)| (a2, j, z))
         })
         .collect()
 }
@@ -365,31 +414,49 @@ fn event_stat(
     steps: &[u64],
     avoid: &[u64],
     fences: &[u64],
-    epoch_start_jumps: Option<&[f64]>,
+    epoch_starts: Option<&[u64]>,
     opts: &AnalyzeOptions,
 ) -> Option<EventStat> {
     let w = windows(p, steps, fences);
-    let gap = if kind == EventKind::EpochStart { 1 } else { 0 };
-    let observed = jumps(p, &w, 0, gap);
+    let shape = JumpShape::of(kind);
+    let observed = jumps(p, &w, 0, shape);
     if observed.is_empty() {
         return None;
     }
     let effects: Vec<f64> = observed.iter().map(|o| o.1).collect();
-    let obs_median = stats::median(&effects);
+    // Against random times the statistic is the median z, not the median jump: a random
+    // time's windows end at whatever fences lie near it, and a raw jump from a short window
+    // is noisy enough to pose as any drop.
+    let obs_median = stats::median(&observed.iter().map(|o| o.2).collect::<Vec<_>>());
     // One-sided 5% per event: under no effect about one event in twenty passes by chance.
     let z_crit = 1.645;
     let n_drop = observed.iter().filter(|o| o.2 < -z_crit).count();
     let n_rise = observed.iter().filter(|o| o.2 > z_crit).count();
     let seed = opts.seed ^ (kind as u64 + 1).wrapping_mul(0x9e37_79b9);
-    let (p_drop, p_rise, null) = match epoch_start_jumps {
+    // Measured as this type's jumps are, so a slower-settling test is not compared with
+    // boundaries measured the epoch-start way.
+    let others: Option<Vec<f64>> = epoch_starts.map(|starts| {
+        jumps(p, &windows(p, starts, &[]), 0, shape)
+            .iter()
+            .map(|o| o.1)
+            .collect()
+    });
+    let (p_drop, p_rise, null) = match others.as_deref() {
         // Events on epoch boundaries are compared with the other boundaries, so an epoch
         // effect cannot pose as, say, an LR effect.
         Some(others) if others.len() >= 3 => {
-            let m = stats::mean(others);
-            let sd = (others.iter().map(|v| (v - m).powi(2)).sum::<f64>()
-                / (others.len() - 1) as f64)
-                .sqrt()
-                .max(1e-12);
+            // Median and MAD: one boundary in the first, fast-falling epoch (or in a
+            // high-LR phase that bounces) must not widen the reference enough to hide a cut.
+            let m = stats::median(others);
+            let dev: Vec<f64> = others.iter().map(|v| (v - m).abs()).collect();
+            let mad = 1.4826 * stats::median(&dev);
+            let sd = if mad > 1e-12 {
+                mad
+            } else {
+                (others.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (others.len() - 1) as f64)
+                    .sqrt()
+                    .max(1e-12)
+            };
             let t = (stats::mean(&effects) - m)
                 / (sd * (1.0 / effects.len() as f64 + 1.0 / others.len() as f64).sqrt());
             let d = StudentsT::new(0.0, 1.0, (others.len() - 1) as f64).ok();
@@ -417,7 +484,7 @@ fn event_stat(
                 if w.at.iter().any(|&a| near(moved(a))) {
                     continue;
                 }
-                let null: Vec<f64> = jumps(p, &w, off, gap).iter().map(|o| o.1).collect();
+                let null: Vec<f64> = jumps(p, &w, off, shape).iter().map(|o| o.2).collect();
                 if null.is_empty() {
                     continue;
                 }
@@ -507,9 +574,6 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         None,
         opts,
     );
-    let epoch_jumps: Option<Vec<f64>> = epoch_stat
-        .as_ref()
-        .map(|s| s.effects.iter().map(|e| e.jump_log).collect());
     if let Some(s) = epoch_stat {
         stats_list.push(s);
     }
@@ -528,9 +592,8 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
             .iter()
             .filter(|&&x| all_epoch_starts.iter().any(|&e| e.abs_diff(x) <= 1))
             .count();
-        let cmp = (on_boundaries * 2 >= s.len())
-            .then_some(epoch_jumps.as_deref())
-            .flatten();
+        let cmp = (on_boundaries * 2 >= s.len() && !epoch_starts.is_empty())
+            .then_some(epoch_starts.as_slice());
         // Between epoch boundaries, an event's windows stop at the boundaries (and other
         // events), so a sawtooth next door cannot pose as its jump.
         let fences: Vec<u64> = if cmp.is_some() {
@@ -653,10 +716,39 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         &mut causes,
     );
 
-    let ordered = data_order
+    let is_ordered = |d: &signatures::DataOrderTest| {
+        d.p_value < 1e-3 && d.eta_squared >= 0.05 && d.split_half_r >= 0.5
+    };
+    let ordered = data_order.as_ref().is_some_and(is_ordered);
+    let short_last = match (
+        ev.of(EventKind::LastBatch).filter_map(|e| e.value).next(),
+        ev.typical_batch_size,
+    ) {
+        (Some(last), Some(typical)) => Some(last < typical as f64),
+        _ => None,
+    };
+    // A short last batch is evidence before any test: it lowers the bar the outlier
+    // must clear. Without it, only a strong, unordered-data outlier counts.
+    let last_batch_named = last_batch.as_ref().is_some_and(|lb| match short_last {
+        Some(true) => lb.p_value < 0.05 && lb.median_z >= 1.5,
+        None => !ordered && lb.p_value < 0.01 && lb.median_z.abs() >= 2.0,
+        Some(false) => false,
+    });
+
+    // The steps after a bad last-batch update recover the same way every epoch, which is
+    // a repeating pattern too (damped, over many steps); data order must show in the second
+    // half of the epoch as well.
+    let aftermath_only = last_batch_named
+        && ordered
+        && short_last == Some(true)
+        && !table
+            .as_ref()
+            .and_then(|t| signatures::data_order_from(t, t.len / 2))
+            .is_some_and(|d| is_ordered(&d));
+    if let Some(d) = data_order
         .as_ref()
-        .is_some_and(|d| d.p_value < 1e-3 && d.eta_squared >= 0.05 && d.split_half_r >= 0.5);
-    if let Some(d) = data_order.as_ref().filter(|_| ordered && !artifact) {
+        .filter(|_| ordered && !artifact && !aftermath_only)
+    {
         causes.push(CauseFinding {
             cause: Cause::DataOrder,
             confidence: (1.0 - d.p_value).clamp(0.0, 0.999),
@@ -676,20 +768,6 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         });
     }
 
-    let short_last = match (
-        ev.of(EventKind::LastBatch).filter_map(|e| e.value).next(),
-        ev.typical_batch_size,
-    ) {
-        (Some(last), Some(typical)) => Some(last < typical as f64),
-        _ => None,
-    };
-    // A short last batch is evidence before any test: it lowers the bar the outlier
-    // must clear. Without it, only a strong, unordered-data outlier counts.
-    let last_batch_named = last_batch.as_ref().is_some_and(|lb| match short_last {
-        Some(true) => lb.p_value < 0.05 && lb.median_z >= 1.5,
-        None => !ordered && lb.p_value < 0.01 && lb.median_z.abs() >= 2.0,
-        Some(false) => false,
-    });
     if let Some(lb) = last_batch.as_ref().filter(|_| last_batch_named) {
         let mut evidence = vec![format!(
             "the last step of each epoch sits {:+.1} noise sigmas ({:+.3} log-loss) off the line through the steps before it, in {} epochs (sign test p = {:.1e})",
@@ -734,6 +812,14 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
                 .iter()
                 .any(|e| e.kind == k && e.step.abs_diff(d.step) <= tol)
         };
+        // The loss takes a while to reach its new level after a cut (see `JumpShape`).
+        let settling_after_cut = |step: u64| {
+            ev.events.iter().any(|e| {
+                e.kind == EventKind::LrDecrease
+                    && step + tol >= e.step
+                    && step <= e.step + LR_SETTLE as u64 + tol
+            })
+        };
         let explained_by = if named(Cause::RunningMeanArtifact) {
             // A running mean's every wiggle is the logger's, not the model's.
             Cause::RunningMeanArtifact
@@ -745,7 +831,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
             } else {
                 Cause::LossSpike
             }
-        } else if at(EventKind::LrDecrease) && named(Cause::LrChange) {
+        } else if settling_after_cut(d.step) && named(Cause::LrChange) {
             Cause::LrChange
         } else if at(EventKind::WarmRestart) && named(Cause::WarmRestart) {
             Cause::WarmRestart
@@ -850,5 +936,69 @@ fn list_steps(steps: impl Iterator<Item = u64>) -> String {
         format!("{}, ... ({} in all)", v[..8].join(", "), v.len())
     } else {
         v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::StepRecord;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// 2400 steps in epochs of 400, noise 0.1 on log-loss, and (with `cut_at`) the LR cut
+    /// to a tenth there, after which the loss eases down by 0.25 log-loss with a time
+    /// constant of 10 steps: not a one-step jump, as an optimizer with momentum gives.
+    fn trace(cut_at: Option<u64>, seed: u64) -> Trace {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut t = Trace::new("cut");
+        for step in 0..2400u64 {
+            let settled = cut_at
+                .filter(|&c| step >= c)
+                .map_or(0.0, |c| 1.0 - (-((step - c) as f64) / 10.0).exp());
+            let noise: f64 = StandardNormal.sample(&mut rng);
+            let log = 0.2 - step as f64 / 8000.0 - 0.25 * settled + 0.1 * noise;
+            t.steps.push(StepRecord {
+                step,
+                epoch: Some(step / 400),
+                batch: Some(step % 400),
+                loss: log.exp(),
+                lr: Some(if cut_at.is_some_and(|c| step >= c) {
+                    0.01
+                } else {
+                    0.1
+                }),
+                batch_size: Some(64),
+            });
+        }
+        t
+    }
+
+    #[test]
+    fn a_cut_that_takes_tens_of_steps_to_act_is_still_the_cuts_drop() {
+        for seed in 1..=3 {
+            let a = analyze_trace(&trace(Some(1000), seed), &AnalyzeOptions::default());
+            assert!(
+                a.names(Cause::LrChange),
+                "seed {seed}: {:?} {:?}",
+                a.causes,
+                a.event_stats
+            );
+            let lr = a.stat(EventKind::LrDecrease).expect("the cut is an event");
+            assert!(lr.median_effect_log.estimate < -0.15, "{lr:?}");
+            for d in a.drops.iter().filter(|d| (1000..=1045).contains(&d.step)) {
+                assert_eq!(d.explained_by, Cause::LrChange, "{d:?}");
+            }
+            let control = analyze_trace(&trace(None, seed), &AnalyzeOptions::default());
+            assert!(!control.names(Cause::LrChange), "{:?}", control.causes);
+        }
+    }
+
+    #[test]
+    fn a_cut_on_an_epoch_boundary_is_judged_against_the_other_boundaries() {
+        let a = analyze_trace(&trace(Some(1200), 4), &AnalyzeOptions::default());
+        let lr = a.stat(EventKind::LrDecrease).unwrap();
+        assert_eq!(lr.null, "other epoch starts");
+        assert!(a.names(Cause::LrChange), "{:?}", a.causes);
+        assert!(!a.names(Cause::EpochBoundary), "{:?}", a.causes);
     }
 }

@@ -138,11 +138,16 @@ pub struct DataOrderTest {
 }
 
 pub fn data_order(t: &EpochTable) -> Option<DataOrderTest> {
+    // Boundary positions belong to other causes (epoch start, last batch).
+    data_order_from(t, 1)
+}
+
+/// The data-order test on the positions from `lo` to the one before the last.
+pub fn data_order_from(t: &EpochTable, lo: usize) -> Option<DataOrderTest> {
     let rows = t.settled();
     let e = rows.len();
-    // Boundary positions belong to other causes (epoch start, last batch).
-    let (lo, hi) = (1, t.len - 1);
-    let kk = hi - lo;
+    let (lo, hi) = (lo.max(1), t.len.saturating_sub(1));
+    let kk = hi.saturating_sub(lo);
     if e < 4 || kk < 4 {
         return None;
     }
