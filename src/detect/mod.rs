@@ -7,7 +7,9 @@
 //! against the robust local noise. A multiscale scan proposes positions, and each is
 //! re-tested with windows that reach to its neighbours before it is kept.
 
+mod bspline;
 mod clean;
+mod global;
 mod joint;
 mod jump;
 mod noise;
@@ -17,6 +19,7 @@ mod rescue;
 mod scan;
 mod select;
 mod shape;
+mod stepwise;
 mod sums;
 mod trend;
 
@@ -67,6 +70,9 @@ pub struct DetectConfig {
     /// window (smooth trend plus every confirmed change there) to be kept. Default 4.3;
     /// 0 turns the joint re-test off.
     pub z_joint: f64,
+    /// |z| a drop found by the search against one global trend (a spline for the whole
+    /// series fitted together with every change) must reach to be added. 0 turns it off.
+    pub z_global: f64,
 }
 
 impl Default for DetectConfig {
@@ -86,6 +92,7 @@ impl Default for DetectConfig {
             event_alpha: 0.01,
             trend_points: 2000,
             z_joint: 4.3,
+            z_global: 4.7,
         }
     }
 }
@@ -150,6 +157,9 @@ pub struct Detection {
     pub event_tests: Vec<JumpTest>,
 }
 
+/// Longest series searched against a global trend: beyond it the search costs more than
+/// the speed target allows, and long series have plenty of points per drop anyway.
+const GLOBAL_MAX_POINTS: usize = 50_000;
 /// Rounds of rescanning the stretches between confirmed changes.
 const RESCANS: usize = 3;
 /// Closest two changes may be, in points.
@@ -237,7 +247,86 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
     if sharp.len() < changes.len() {
         changes = select::confirm(p, sharp, reach, cfg);
     }
-    rescue::rescue(p, changes, pool, reach, cfg)
+    let changes = rescue::rescue(p, changes, pool, reach, cfg);
+    global_drops(p, changes, reach, cfg)
+}
+
+/// Closest a drop from the global search may be to a change already confirmed, in points.
+const GLOBAL_SEPARATION: usize = 40;
+/// Points at the start where the global search adds no drop: early training falls faster
+/// than a trend stiff enough to leave steps alone can bend, and the spline's first knot
+/// span (the shortest tried) is where it is least determined. The local tests still look.
+const GLOBAL_LEAD_IN: usize = 250;
+
+/// Adds the drops that the search against one global trend finds and the local tests
+/// missed: far from any confirmed change, sudden, and strong in the global fit.
+fn global_drops(
+    p: &Prepared,
+    mut changes: Vec<select::Change>,
+    reach: &reach::Reach,
+    cfg: &DetectConfig,
+) -> Vec<select::Change> {
+    // The spline runs along the index: across a logging gap the trend would seem to bend
+    // sharply, which the search would take for a change.
+    if !(cfg.z_global.is_finite() && cfg.z_global > 0.0)
+        || p.len() > GLOBAL_MAX_POINTS
+        || p.cleaning().n_gaps > 0
+    {
+        return changes;
+    }
+    let sc = stepwise::StepwiseConfig {
+        z_keep: cfg.z_global,
+        ..stepwise::StepwiseConfig::default()
+    };
+    let lambda = p.window(0, 1.min(p.len()), 0).lambda;
+    let Some(f) = stepwise::search(p.values(), lambda, &sc) else {
+        return changes;
+    };
+    let n = p.len();
+    let mut added = Vec::new();
+    for (k, t) in f.terms.iter().enumerate() {
+        let at = t.at;
+        if f.jump[k] >= 0.0 || -f.jump[k] < cfg.min_drop_log || at < GLOBAL_LEAD_IN {
+            continue;
+        }
+        if let Some(j) = changes
+            .iter()
+            .position(|c| c.at.abs_diff(at) < GLOBAL_SEPARATION)
+        {
+            // A drop both found: the global fit places it better, with the trend taken
+            // from the whole series rather than from the two sides of the boundary.
+            let prev = if j > 0 { changes[j - 1].at } else { 0 };
+            let next = changes.get(j + 1).map_or(n, |c| c.at);
+            if changes[j].down
+                && at > prev
+                && at < next
+                && let Some(fit) = select::best_fit(p, at, true, (prev, next), reach, cfg)
+            {
+                changes[j].at = at;
+                changes[j].fit = fit;
+            }
+            continue;
+        }
+        let prev = changes.iter().rev().find(|c| c.at < at).map_or(0, |c| c.at);
+        let next = changes.iter().find(|c| c.at > at).map_or(n, |c| c.at);
+        let Some(mut fit) = select::best_fit(p, at, true, (prev, next), reach, cfg) else {
+            continue;
+        };
+        if !select::sudden(p, at, true, (prev, next), &fit) {
+            continue;
+        }
+        fit.jump = f.jump[k];
+        fit.z = f.z[k];
+        fit.se = -f.jump[k] / f.z[k];
+        added.push(select::Change {
+            at,
+            down: true,
+            fit,
+        });
+    }
+    changes.extend(added);
+    changes.sort_by_key(|c| c.at);
+    changes
 }
 
 #[cfg(test)]

@@ -114,6 +114,11 @@ impl Prepared {
         (a < b).then(|| self.sums.window(a, b, 0).sy / (b - a) as f64 + self.center)
     }
 
+    /// The prepared (winsorized, centred) log-loss of every point.
+    pub(crate) fn values(&self) -> &[f64] {
+        self.sums.values()
+    }
+
     /// Log-loss at `i` before winsorizing, minus `center`.
     pub(crate) fn raw(&self, i: usize) -> f64 {
         self.raw.get(i).map_or(0.0, |v| *v as f64 - self.center)

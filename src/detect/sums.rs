@@ -250,6 +250,11 @@ impl WindowSums {
         self.fine.as_ref().and_then(|f| f.y.get(i).copied())
     }
 
+    /// Every summed value (full-resolution view; empty for a coarse one).
+    pub fn values(&self) -> &[f64] {
+        self.fine.as_ref().map_or(&[], |f| f.y.as_slice())
+    }
+
     /// The fit coordinate of point `i`.
     pub fn coord(&self, i: usize) -> u64 {
         match self.fine.as_ref().and_then(|f| f.x.as_ref()) {
