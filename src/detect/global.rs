@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::bspline::Spline;
+use super::spd::Spd;
 
 /// A change at `at`: a step, plus an exponential term of time constant `tau` when set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,51 +103,6 @@ fn geo(r: f64, count: usize) -> f64 {
         return count as f64;
     }
     (1.0 - r.powi(count.min(i32::MAX as usize) as i32)) / (1.0 - r)
-}
-
-/// Solves a dense symmetric positive definite system (Cholesky), `None` when singular.
-fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
-    let k = a.len();
-    let mut l = vec![vec![0.0; k]; k];
-    for j in 0..k {
-        let mut d = a[j][j];
-        for m in 0..j {
-            d -= l[j][m] * l[j][m];
-        }
-        // Written so a NaN pivot also counts as singular.
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        if !(d > 1e-9 * (1.0 + a[j][j].abs())) {
-            return None;
-        }
-        let d = d.sqrt();
-        l[j][j] = d;
-        for i in j + 1..k {
-            let mut s = a[i][j];
-            for m in 0..j {
-                s -= l[i][m] * l[j][m];
-            }
-            l[i][j] = s / d;
-        }
-    }
-    Some(l)
-}
-
-fn chol_solve(l: &[Vec<f64>], b: &mut [f64]) {
-    let k = l.len();
-    for i in 0..k {
-        let mut s = b[i];
-        for m in 0..i {
-            s -= l[i][m] * b[m];
-        }
-        b[i] = s / l[i][i];
-    }
-    for i in (0..k).rev() {
-        let mut s = b[i];
-        for m in i + 1..k {
-            s -= l[m][i] * b[m];
-        }
-        b[i] = s / l[i][i];
-    }
 }
 
 impl<'a> Model<'a> {
@@ -275,9 +231,8 @@ impl<'a> Model<'a> {
             let wtg: f64 = cols[i].w.iter().zip(&self.g).map(|(a, b)| a * b).sum();
             rhs[i] = cols[i].xty - wtg;
         }
-        let l = cholesky(&s)?;
-        let mut beta = rhs;
-        chol_solve(&l, &mut beta);
+        let l = Spd::factor(kc, 1e-9, |i, j| s[i][j])?;
+        let beta = l.solve(&rhs);
         let mut alpha = self.alpha0.clone();
         for (c, b) in cols.iter().zip(&beta) {
             for (a, w) in alpha.iter_mut().zip(&c.w) {
@@ -333,10 +288,9 @@ impl<'a> Model<'a> {
             }
         }
         for k in 0..terms.len() {
-            let mut cv: Vec<f64> = owner.iter().map(|&o| (o == k) as u8 as f64).collect();
-            let jump: f64 = cv.iter().zip(&beta).map(|(a, b)| a * b).sum();
-            let unit = cv.clone();
-            chol_solve(&l, &mut cv);
+            let unit: Vec<f64> = owner.iter().map(|&o| (o == k) as u8 as f64).collect();
+            let jump: f64 = unit.iter().zip(&beta).map(|(a, b)| a * b).sum();
+            let cv = l.solve(&unit);
             let v: f64 = unit.iter().zip(&cv).map(|(a, b)| a * b).sum();
             let se = (v.max(0.0) * fitted.var_at(terms[k].at)).sqrt();
             fitted.jump[k] = jump;

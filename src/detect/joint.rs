@@ -7,6 +7,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::prepare::Prepared;
+use super::spd::Spd;
 
 /// Most parameters of one joint fit.
 const MAX_P: usize = 24;
@@ -19,48 +20,6 @@ pub(crate) struct JointFit {
     pub rss: f64,
     /// The robust noise variance floor of the window, per point (long-run factor included).
     pub s2: f64,
-}
-
-/// Solves the symmetric positive definite system in place (Cholesky); `None` when singular.
-fn cholesky(a: &mut [[f64; MAX_P]; MAX_P], k: usize) -> bool {
-    for j in 0..k {
-        let mut d = a[j][j];
-        for m in 0..j {
-            d -= a[j][m] * a[j][m];
-        }
-        // Written so a NaN pivot also counts as singular.
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        if !(d > 1e-10 * (1.0 + a[j][j].abs())) {
-            return false;
-        }
-        let d = d.sqrt();
-        a[j][j] = d;
-        for i in j + 1..k {
-            let mut s = a[i][j];
-            for m in 0..j {
-                s -= a[i][m] * a[j][m];
-            }
-            a[i][j] = s / d;
-        }
-    }
-    true
-}
-
-fn chol_solve(l: &[[f64; MAX_P]; MAX_P], k: usize, b: &mut [f64]) {
-    for i in 0..k {
-        let mut s = b[i];
-        for m in 0..i {
-            s -= l[i][m] * b[m];
-        }
-        b[i] = s / l[i][i];
-    }
-    for i in (0..k).rev() {
-        let mut s = b[i];
-        for m in i + 1..k {
-            s -= l[m][i] * b[m];
-        }
-        b[i] = s / l[i][i];
-    }
 }
 
 /// A change in the joint model: a step at `at`, with a recovery term when `recovers`.
@@ -169,12 +128,9 @@ fn fit_inner(
             a[r][c] = a[c][r];
         }
     }
-    let mut l = a;
-    if !cholesky(&mut l, kp) {
-        return None;
-    }
-    let mut beta = b;
-    chol_solve(&l, kp, &mut beta[..]);
+    let l = Spd::factor(kp, 1e-10, |r, c| a[r][c])?;
+    let mut beta = [0.0; MAX_P];
+    beta[..kp].copy_from_slice(&l.solve(&b[..kp]));
     *keep = Some((beta, cols.clone()));
     let mut rss = yy;
     for r in 0..kp {
@@ -189,8 +145,7 @@ fn fit_inner(
             jump += beta[np + c];
         }
     }
-    let mut w = cvec;
-    chol_solve(&l, kp, &mut w[..]);
+    let w = l.solve(&cvec[..kp]);
     let v: f64 = (0..kp).map(|r| cvec[r] * w[r]).sum();
     let local = p.window(lo, hi, 0).moments();
     let floor = local.s2 / n as f64;

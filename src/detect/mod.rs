@@ -19,6 +19,7 @@ mod rescue;
 mod scan;
 mod select;
 mod shape;
+mod spd;
 mod stepwise;
 mod sums;
 mod trend;
