@@ -946,9 +946,9 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
 
     /// 2400 steps in epochs of 400, noise 0.1 on log-loss, and (with `cut_at`) the LR cut
-    /// to a tenth there, after which the loss eases down by 0.25 log-loss with a time
+    /// to a tenth there, after which the loss eases down by `effect` log-loss with a time
     /// constant of 10 steps: not a one-step jump, as an optimizer with momentum gives.
-    fn trace(cut_at: Option<u64>, seed: u64) -> Trace {
+    fn trace(cut_at: Option<u64>, effect: f64, seed: u64) -> Trace {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut t = Trace::new("cut");
         for step in 0..2400u64 {
@@ -956,7 +956,7 @@ mod tests {
                 .filter(|&c| step >= c)
                 .map_or(0.0, |c| 1.0 - (-((step - c) as f64) / 10.0).exp());
             let noise: f64 = StandardNormal.sample(&mut rng);
-            let log = 0.2 - step as f64 / 8000.0 - 0.25 * settled + 0.1 * noise;
+            let log = 0.2 - step as f64 / 8000.0 - effect * settled + 0.1 * noise;
             t.steps.push(StepRecord {
                 step,
                 epoch: Some(step / 400),
@@ -976,7 +976,7 @@ mod tests {
     #[test]
     fn a_cut_that_takes_tens_of_steps_to_act_is_still_the_cuts_drop() {
         for seed in 1..=3 {
-            let a = analyze_trace(&trace(Some(1000), seed), &AnalyzeOptions::default());
+            let a = analyze_trace(&trace(Some(1000), 0.25, seed), &AnalyzeOptions::default());
             assert!(
                 a.names(Cause::LrChange),
                 "seed {seed}: {:?} {:?}",
@@ -988,17 +988,21 @@ mod tests {
             for d in a.drops.iter().filter(|d| (1000..=1045).contains(&d.step)) {
                 assert_eq!(d.explained_by, Cause::LrChange, "{d:?}");
             }
-            let control = analyze_trace(&trace(None, seed), &AnalyzeOptions::default());
-            assert!(!control.names(Cause::LrChange), "{:?}", control.causes);
+            // The same cut in the LR column with no effect on the loss: a placebo.
+            let placebo = analyze_trace(&trace(Some(1000), 0.0, seed), &AnalyzeOptions::default());
+            assert!(placebo.stat(EventKind::LrDecrease).is_some());
+            assert!(!placebo.names(Cause::LrChange), "{:?}", placebo.causes);
         }
     }
 
     #[test]
     fn a_cut_on_an_epoch_boundary_is_judged_against_the_other_boundaries() {
-        let a = analyze_trace(&trace(Some(1200), 4), &AnalyzeOptions::default());
+        let a = analyze_trace(&trace(Some(1200), 0.25, 4), &AnalyzeOptions::default());
         let lr = a.stat(EventKind::LrDecrease).unwrap();
         assert_eq!(lr.null, "other epoch starts");
         assert!(a.names(Cause::LrChange), "{:?}", a.causes);
         assert!(!a.names(Cause::EpochBoundary), "{:?}", a.causes);
+        let placebo = analyze_trace(&trace(Some(1200), 0.0, 4), &AnalyzeOptions::default());
+        assert!(!placebo.names(Cause::LrChange), "{:?}", placebo.causes);
     }
 }
