@@ -291,9 +291,12 @@ impl JumpShape {
     }
 }
 
-/// Points an LR cut is given to take effect (see `JumpShape`); drops this soon after a cut
-/// are its own.
+/// Points an LR cut is given to take effect (see `JumpShape`).
 const LR_SETTLE: usize = 32;
+/// Points after a cut within which a drop is the cut's own. A cut changes the rate of
+/// decay as well as the level, and a whole-series trend meets that bend with a drop or
+/// two more in the following hundred steps (bundled `lr-step`: 40 to 90 steps after).
+const LR_AFTERMATH: usize = 100;
 
 /// Share of a type's events that must show a significant jump on their own.
 const MIN_SHARE_SIGNIFICANT: f64 = 0.25;
@@ -534,13 +537,24 @@ fn level_of(p_adj: f64, frac: f64) -> ConfidenceLevel {
     }
 }
 
+/// Steps within which a drop counts as at an event: 5% of an epoch, at least 2.
+fn event_tolerance(steps_per_epoch: f64) -> usize {
+    ((steps_per_epoch * 0.05).round() as usize).max(2)
+}
+
 /// Analyses one trace: events, detection, targeted tests, causes, overfitting.
 pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
     let ev = events::extract(trace, opts.reset_every_epochs);
     let steps = trace.step_numbers();
     let losses = trace.losses();
     let p = detect::prepare(&steps, &losses);
-    let detection = detect::detect_prepared(&p, &ev.all_steps(), &opts.detect);
+    // Drops are placed for the question asked of them here: are they at an event, within
+    // the tolerance used below to tie them to one.
+    let mut dcfg = opts.detect.clone();
+    if let Some(spe) = ev.steps_per_epoch {
+        dcfg.placement_window = dcfg.placement_window.min(event_tolerance(spe));
+    }
+    let detection = detect::detect_prepared(&p, &ev.all_steps(), &dcfg);
 
     // Epoch starts that coincide with another event belong to that event.
     let others: Vec<u64> = ev
@@ -797,7 +811,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
     }
 
     // Each detected drop: at which event, and so explained by which cause.
-    let tol = ((spe as f64 * 0.05).round() as u64).max(2);
+    let tol = event_tolerance(spe as f64) as u64;
     let named = |c: Cause| causes.iter().any(|f| f.cause == c);
     let mut drops = Vec::new();
     for d in &detection.drops {
@@ -812,12 +826,12 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
                 .iter()
                 .any(|e| e.kind == k && e.step.abs_diff(d.step) <= tol)
         };
-        // The loss takes a while to reach its new level after a cut (see `JumpShape`).
+        // The loss takes a while to reach its new level after a cut (see `LR_AFTERMATH`).
         let settling_after_cut = |step: u64| {
             ev.events.iter().any(|e| {
                 e.kind == EventKind::LrDecrease
                     && step + tol >= e.step
-                    && step <= e.step + LR_SETTLE as u64 + tol
+                    && step <= e.step + LR_AFTERMATH as u64 + tol
             })
         };
         let explained_by = if named(Cause::RunningMeanArtifact) {

@@ -129,6 +129,16 @@ impl<'a> Model<'a> {
         self.y.len()
     }
 
+    /// The long-run variance factor the noise estimates carry.
+    pub fn lambda(&self) -> f64 {
+        self.lambda
+    }
+
+    /// Sets the long-run variance factor (at least 1) the noise estimates carry.
+    pub fn set_lambda(&mut self, lambda: f64) {
+        self.lambda = lambda.max(1.0);
+    }
+
     pub fn spline(&self) -> &Spline {
         &self.spline
     }

@@ -9,6 +9,7 @@
 
 mod bspline;
 mod clean;
+mod decay;
 mod global;
 mod joint;
 mod jump;
@@ -74,6 +75,15 @@ pub struct DetectConfig {
     /// |z| a drop found by the search against one global trend (a spline for the whole
     /// series fitted together with every change) must reach to be added. 0 turns it off.
     pub z_global: f64,
+    /// |z| a drop only the local tests found must reach in the joint fit with the global
+    /// search's changes, on series that search covers, to be kept. 0 keeps them all.
+    pub z_support: f64,
+    /// Half-width, in points, of the stretch a drop's reported step should fall in: the
+    /// global search places each drop where the chance that the true change lies within
+    /// that many points is largest (for a small drop, not the likelihood's single peak).
+    /// Default 20, the benchmark's tolerance; attribution sets its own, the distance
+    /// within which it ties a drop to an event.
+    pub placement_window: usize,
 }
 
 impl Default for DetectConfig {
@@ -93,7 +103,9 @@ impl Default for DetectConfig {
             event_alpha: 0.01,
             trend_points: 2000,
             z_joint: 4.3,
-            z_global: 4.7,
+            z_global: 3.8,
+            z_support: 3.0,
+            placement_window: 20,
         }
     }
 }
@@ -277,13 +289,62 @@ fn global_drops(
     }
     let sc = stepwise::StepwiseConfig {
         z_keep: cfg.z_global,
+        tolerance: cfg.placement_window,
         ..stepwise::StepwiseConfig::default()
     };
-    let lambda = p.window(0, 1.min(p.len()), 0).lambda;
-    let Some(f) = stepwise::search(p.values(), lambda, &sc) else {
+    let seeds: Vec<usize> = changes.iter().map(|c| c.at).collect();
+    let Some(found) = stepwise::search(p.values(), &sc, &seeds) else {
         return changes;
     };
+    let f = &found.fit;
     let n = p.len();
+    // A drop only the local tests found gets a second opinion from the joint fit: local
+    // line fits mistake a bend of the trend for a shift more easily than the whole-series
+    // trend does. The lead-in is left alone (the global search does not look there), and
+    // so are falls soon after a rise: a spike's recovery belongs to the rise.
+    let ups: Vec<usize> = changes.iter().filter(|c| !c.down).map(|c| c.at).collect();
+    let gap = cfg.spike_max_width as usize;
+    let near_global = |at: usize| {
+        f.terms
+            .iter()
+            .zip(&f.jump)
+            .any(|(t, &j)| j < 0.0 && t.at.abs_diff(at) < GLOBAL_SEPARATION)
+    };
+    let doubtful: Vec<usize> = changes
+        .iter()
+        .filter(|c| {
+            c.down
+                && c.at >= GLOBAL_LEAD_IN
+                && !ups.iter().any(|&u| u < c.at && c.at - u <= gap)
+                && !near_global(c.at)
+        })
+        .map(|c| c.at)
+        .collect();
+    if cfg.z_support > 0.0
+        && !doubtful.is_empty()
+        && let Some(z) = stepwise::support(&found, &sc, &doubtful)
+    {
+        for (at, (z, placed)) in doubtful.iter().zip(&z) {
+            let Some(j) = changes.iter().position(|c| c.at == *at) else {
+                continue;
+            };
+            if -z < cfg.z_support {
+                changes.remove(j);
+                continue;
+            }
+            let prev = if j > 0 { changes[j - 1].at } else { 0 };
+            let next = changes.get(j + 1).map_or(n, |c| c.at);
+            if *placed != *at
+                && *placed > prev
+                && *placed < next
+                && let Some(fit) = select::best_fit(p, *placed, true, (prev, next), reach, cfg)
+                && fit.jump < 0.0
+            {
+                changes[j].at = *placed;
+                changes[j].fit = fit;
+            }
+        }
+    }
     let mut added = Vec::new();
     for (k, t) in f.terms.iter().enumerate() {
         let at = t.at;
@@ -302,6 +363,7 @@ fn global_drops(
                 && at > prev
                 && at < next
                 && let Some(fit) = select::best_fit(p, at, true, (prev, next), reach, cfg)
+                && fit.jump < 0.0
             {
                 changes[j].at = at;
                 changes[j].fit = fit;

@@ -4,6 +4,7 @@
 //! likelihood of its own shape peaks, and repeat.
 
 use super::bspline::Spline;
+use super::decay;
 use super::global::{Fitted, Model, NOISE_BLOCK, Term};
 
 /// Settings of the search.
@@ -29,6 +30,9 @@ pub(crate) struct StepwiseConfig {
     /// Points either side of the searched range that placing uses, at most.
     pub place_reach: usize,
     pub rounds: usize,
+    /// Half-width of the stretch within which a change's placement should land: placing
+    /// maximizes the chance of that, not the likelihood.
+    pub tolerance: usize,
     /// BIC's charge per spline coefficient, in units of ln(n).
     pub bic_charge: f64,
 }
@@ -40,12 +44,13 @@ impl Default for StepwiseConfig {
             penalty: 1.0,
             z_scan: 3.0,
             z_keep: 4.5,
-            windows: vec![16, 32, 64, 128, 256],
+            windows: vec![16, 32, 64, 128, 256, 512, 1024],
             taus: vec![30.0, 100.0, 250.0],
-            z_tau: 2.0,
+            z_tau: 4.0,
             radius: 50,
             place_reach: 300,
             rounds: 4,
+            tolerance: 20,
             bic_charge: 1.0,
         }
     }
@@ -60,22 +65,85 @@ const MIN_SEP: usize = 16;
 /// Points either side within which a residual shift must be the strongest to be a candidate.
 const PEAK_HALF: usize = 40;
 
-/// Changes found, with the final joint fit.
-pub(crate) fn search(y: &[f64], lambda: f64, cfg: &StepwiseConfig) -> Option<Fitted> {
+/// A finished search: the joint fit, and the series it was fitted to (the input less the
+/// decay shape) so later fits can share its trend.
+pub(crate) struct Found {
+    pub fit: Fitted,
+    pub detrended: Vec<f64>,
+    /// Knot spacing and long-run noise factor of the final trend.
+    pub spacing: usize,
+    pub lambda: f64,
+}
+
+/// Changes in `y`, with the final joint fit. `seeds` are changes found by other means:
+/// they join the first round's candidates and stay only if the joint fit supports them.
+/// The noise's long-run factor is measured on the fit's residuals as the search goes.
+pub(crate) fn search(y: &[f64], cfg: &StepwiseConfig, seeds: &[usize]) -> Option<Found> {
+    // The decay shape is fitted first to the raw series, where the drops bend it a little,
+    // then again with the changes the first search found taken out.
+    let first = detrend(y, y);
+    let (fit, spacing, lambda) = search_in(&first, cfg, seeds)?;
+    if fit.terms.is_empty() {
+        return Some(Found {
+            fit,
+            detrended: first,
+            spacing,
+            lambda,
+        });
+    }
+    let mut changes = vec![0.0; y.len()];
+    for k in 0..fit.terms.len() {
+        for (t, c) in changes.iter_mut().enumerate().skip(fit.terms[k].at) {
+            *c += fit.term_value(k, t);
+        }
+    }
+    let without: Vec<f64> = y.iter().zip(&changes).map(|(a, c)| a - c).collect();
+    let second = detrend(y, &without);
+    let mut again: Vec<usize> = seeds.to_vec();
+    again.extend(fit.terms.iter().map(|t| t.at));
+    let (fit, spacing, lambda) = search_in(&second, cfg, &again)?;
+    Some(Found {
+        fit,
+        detrended: second,
+        spacing,
+        lambda,
+    })
+}
+
+/// `y` less the decay shape fitted to `shape_of`; `y` itself when no decay fits.
+fn detrend(y: &[f64], shape_of: &[f64]) -> Vec<f64> {
+    match decay::fit(shape_of) {
+        Some(g) => y.iter().zip(&g).map(|(a, b)| a - b).collect(),
+        None => y.to_vec(),
+    }
+}
+
+/// One search against a fixed detrended series: the fit, with its knot spacing and noise
+/// factor.
+fn search_in(
+    detrended: &[f64],
+    cfg: &StepwiseConfig,
+    seeds: &[usize],
+) -> Option<(Fitted, usize, f64)> {
+    let n = detrended.len();
     // The stiffest trend first: changes not yet modelled would make a BIC choice favour
     // closer knots, which then absorb the small changes.
-    let n = y.len();
-    let stiff = cfg
-        .spacings
-        .iter()
-        .copied()
-        .filter(|&sp| n >= 2 * sp)
-        .max()?;
-    let mut model = Model::new(y, Spline::new(n, stiff, cfg.penalty), lambda);
+    let stiff = spacings(n, cfg).max()?;
+    let mut model = Model::new(detrended, Spline::new(n, stiff, cfg.penalty), 1.0);
     let mut fit = model.fit(&[])?;
+    let mut lambda = residual_long_run(&fit.resid);
+    model.set_lambda(lambda);
+    fit = model.fit(&[])?;
     let mut tried: Vec<usize> = Vec::new();
-    for _ in 0..cfg.rounds {
-        let cands = scan(&fit, cfg, &tried);
+    for round in 0..cfg.rounds {
+        let mut cands = scan(&fit, cfg, &tried);
+        if round == 0 {
+            for &s in seeds {
+                if s > 0 && s < n && cands.iter().all(|c| c.abs_diff(s) >= MIN_SEP) {
+                    cands.push(s);
+                }
+            }
+        }
         if cands.is_empty() {
             break;
         }
@@ -93,12 +161,24 @@ pub(crate) fn search(y: &[f64], lambda: f64, cfg: &StepwiseConfig) -> Option<Fit
         // Most candidates are noise: they go before the costlier steps.
         fit = prune(&model, f, cfg.z_keep * PRE_KEEP)?;
         // With the changes modelled, the trend may need fewer knots than it seemed to.
-        let (m, f) = choose_model(y, lambda, &fit.terms, cfg)?;
+        let (mut m, mut f) = choose_model(detrended, lambda, &fit.terms, cfg)?;
+        // Unmodelled changes inflate the residuals' long-run variance: with the changes
+        // found so far modelled, it is measured again.
+        let l = residual_long_run(&f.resid);
+        if l != lambda {
+            lambda = l;
+            m.set_lambda(l);
+            f = m.fit(&fit.terms)?;
+        }
         if m.spline().spacing() != model.spline().spacing() {
             model = m;
             fit = f;
             // What the old trend absorbed may stand out now.
             tried.clear();
+        } else if model.lambda() != lambda {
+            // The same trend (its columns cached) with the new noise scale.
+            model.set_lambda(lambda);
+            fit = f;
         }
         fit = choose_taus(&model, fit, &settled, cfg);
         let before: Vec<usize> = fit.terms.iter().map(|t| t.at).collect();
@@ -109,11 +189,114 @@ pub(crate) fn search(y: &[f64], lambda: f64, cfg: &StepwiseConfig) -> Option<Fit
             break;
         }
     }
-    Some(fit)
+    let spacing = model.spline().spacing();
+    Some((fit, spacing, model.lambda()))
 }
 
-/// The spline whose trend alone has the best BIC. Unmodelled changes favour closer
-/// knots a little, but a smooth decay is followed by a few wide spans.
+/// The z of each candidate change fitted alone with the search's changes (a plain step or
+/// a step with a recovery, whichever fits best) against the search's final trend, and
+/// where placing it on that fit puts it. `None` when the joint fit cannot be made.
+pub(crate) fn support(
+    found: &Found,
+    cfg: &StepwiseConfig,
+    cands: &[usize],
+) -> Option<Vec<(f64, usize)>> {
+    let detrended = &found.detrended;
+    let terms = &found.fit.terms;
+    let n = detrended.len();
+    let model = Model::new(
+        detrended,
+        Spline::new(n, found.spacing, cfg.penalty),
+        found.lambda,
+    );
+    Some(
+        cands
+            .iter()
+            .map(|&at| {
+                if at == 0 || at >= n || terms.iter().any(|t| t.at == at) {
+                    return (0.0, at);
+                }
+                let shapes = std::iter::once(None).chain(cfg.taus.iter().map(|&t| Some(t)));
+                let mut best: Option<(f64, Fitted)> = None;
+                for tau in shapes {
+                    let mut all = terms.to_vec();
+                    all.push(Term { at, tau });
+                    all.sort_by_key(|t| t.at);
+                    let Some(f) = model.fit(&all) else {
+                        continue;
+                    };
+                    let rss: f64 = f.resid.iter().map(|v| v * v).sum();
+                    if best.as_ref().is_none_or(|b| rss < b.0) {
+                        best = Some((rss, f));
+                    }
+                }
+                let Some((_, f)) = best else {
+                    return (0.0, at);
+                };
+                let k = f.terms.iter().position(|t| t.at == at).unwrap_or(0);
+                let z = f.z[k];
+                // Placed as the search places its own, on the joint fit.
+                let placed = place(&model, f, cfg);
+                (z, placed.terms.get(k).map_or(at, |t| t.at))
+            })
+            .collect(),
+    )
+}
+
+/// Points per block of the long-run variance estimate.
+const LONG_RUN_BLOCK: usize = 64;
+/// The most the long-run factor may inflate variances.
+const LONG_RUN_MAX: f64 = 4.0;
+
+/// How much more block means of the residuals vary than independent noise would make
+/// them: the variance of block means (from their first differences) against that of the
+/// points, both by medians, so a change the fit has not modelled yet moves one difference
+/// and a few points, not the estimate. 1 unless the excess is beyond two standard errors:
+/// under white noise the ratio of a few hundred medians scatters by about a fifth, and
+/// taking that scatter for autocorrelation would blunt every test.
+fn residual_long_run(r: &[f64]) -> f64 {
+    let b = LONG_RUN_BLOCK;
+    let means: Vec<f64> = r
+        .chunks_exact(b)
+        .map(|c| c.iter().sum::<f64>() / b as f64)
+        .collect();
+    let nb = means.len();
+    if nb < 16 {
+        return 1.0;
+    }
+    let mut long: Vec<f64> = means.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
+    let mut short: Vec<f64> = r.iter().map(|v| v.abs()).collect();
+    let (l, s) = (median(&mut long), median(&mut short));
+    // A difference of two block means has twice their variance.
+    let ratio = (l / s).powi(2) * b as f64 / 2.0;
+    // Relative standard error of a variance from the median absolute value of Gaussian
+    // draws: 2 * 0.5 / (f(m) m) / sqrt(k), with m = 0.674 and f(m) = 0.636.
+    let se = 2.33 / (nb as f64).sqrt();
+    if ratio.is_finite() && ratio > 1.0 + 2.0 * se {
+        ratio.min(LONG_RUN_MAX)
+    } else {
+        1.0
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    *m
+}
+
+/// Knot spacings that leave at least two spans: the configured ones, and half the series
+/// (a single cubic bend, for a curve the decay shape already follows).
+fn spacings(n: usize, cfg: &StepwiseConfig) -> impl Iterator<Item = usize> + '_ {
+    cfg.spacings
+        .iter()
+        .copied()
+        .chain(std::iter::once(n.div_ceil(2)))
+        .filter(move |&sp| sp > 0 && n >= 2 * sp)
+}
+
+/// The spline whose trend has the best BIC given `terms`. Unmodelled changes favour
+/// closer knots a little, but a smooth decay is followed by a few wide spans.
 pub(crate) fn choose_model<'a>(
     y: &'a [f64],
     lambda: f64,
@@ -122,10 +305,7 @@ pub(crate) fn choose_model<'a>(
 ) -> Option<(Model<'a>, Fitted)> {
     let n = y.len();
     let mut best: Option<(f64, Model<'a>, Fitted)> = None;
-    for &sp in &cfg.spacings {
-        if n < 2 * sp {
-            continue;
-        }
+    for sp in spacings(n, cfg) {
         let model = Model::new(y, Spline::new(n, sp, cfg.penalty), lambda);
         let Some(f) = model.fit(terms) else {
             continue;
@@ -228,7 +408,7 @@ fn choose_taus<'a>(
 /// far below it go all at once first.
 fn prune<'a>(model: &Model<'a>, mut fit: Fitted, z_keep: f64) -> Option<Fitted> {
     let hopeless = z_keep * HOPELESS;
-    if fit.z.iter().any(|z| z.abs() < hopeless) {
+    if (0..fit.terms.len()).any(|k| fit.z[k].abs() < hopeless) {
         let terms: Vec<Term> = (0..fit.terms.len())
             .filter(|&k| fit.z[k].abs() >= hopeless)
             .map(|k| fit.terms[k])
@@ -246,6 +426,88 @@ fn prune<'a>(model: &Model<'a>, mut fit: Fitted, z_keep: f64) -> Option<Fitted> 
         terms.remove(k);
         fit = model.fit(&terms)?;
     }
+}
+
+/// The index whose `±half` neighbourhood holds the most posterior mass, given
+/// log-likelihoods and a flat prior: for a small change the likelihood is flat and
+/// ragged over tens of points, and its single peak is more often outside a tolerance
+/// around the truth than the centre of its heaviest stretch is.
+fn window_map(loglik: &[f64], half: usize) -> Option<usize> {
+    let top = loglik.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !top.is_finite() {
+        return None;
+    }
+    let w: Vec<f64> = loglik.iter().map(|l| (l - top).exp()).collect();
+    let mut pre = vec![0.0; w.len() + 1];
+    for (i, v) in w.iter().enumerate() {
+        pre[i + 1] = pre[i] + v;
+    }
+    let mass = |i: usize| pre[(i + half + 1).min(w.len())] - pre[i.saturating_sub(half)];
+    let most = (0..w.len()).map(mass).fold(0.0, f64::max);
+    // A sharp peak lies in every window within `half` of it, and points where the
+    // likelihood is nil (the amplitude would flip sign) add nothing: runs of windows of
+    // equal mass, of which the one centred nearest the likelihood's peak.
+    let peak = (0..w.len()).max_by(|&a, &b| w[a].total_cmp(&w[b]))?;
+    (0..w.len())
+        .filter(|&i| mass(i) >= most * (1.0 - 1e-12))
+        .min_by_key(|&i| i.abs_diff(peak))
+}
+
+/// Reduction of the squared residuals `r` (an intercept always fitted) from a change of
+/// the given shape at each index in `from..=to`, its amplitude refitted there and keeping
+/// its sign; `-inf` where the sign flips. The shape is `s` times a step plus `e` times an
+/// exponential of time constant `tau`, as fitted: a drop that partly comes back is a poor
+/// step, and fitted as one it is cheapest placed early (points before a drop cost less
+/// than points at its bottom). Prefix sums make each index O(1).
+fn placement_gain(
+    r: &[f64],
+    from: usize,
+    to: usize,
+    (s, e): (f64, f64),
+    tau: Option<f64>,
+) -> Vec<f64> {
+    let m = r.len();
+    let mf = m as f64;
+    let mean = r.iter().sum::<f64>() / mf;
+    let rc: Vec<f64> = r.iter().map(|v| v - mean).collect();
+    let mut suffix = vec![0.0; m + 1];
+    for i in (0..m).rev() {
+        suffix[i] = suffix[i + 1] + rc[i];
+    }
+    // Exponentially weighted suffix sums: ew[i] = sum_{j >= i} rho^(j - i) rc[j].
+    let rho = tau.map_or(0.0, |t| (-1.0 / t).exp());
+    let mut ew = vec![0.0; m + 1];
+    if tau.is_some() {
+        for i in (0..m).rev() {
+            ew[i] = rc[i] + rho * ew[i + 1];
+        }
+    }
+    let e = if tau.is_some() { e } else { 0.0 };
+    (from..=to)
+        .map(|p| {
+            let cnt = m - p;
+            let c = cnt as f64;
+            let rn = rho.powi(cnt.min(i32::MAX as usize) as i32);
+            let (s2, s22) = if tau.is_some() {
+                (
+                    (1.0 - rn) / (1.0 - rho),
+                    (1.0 - rn * rn) / (1.0 - rho * rho),
+                )
+            } else {
+                (0.0, 0.0)
+            };
+            let sx = s * c + e * s2;
+            let sxx = s * s * c + 2.0 * s * e * s2 + e * e * s22;
+            let sxr = s * suffix[p] + e * ew[p];
+            let var = sxx - sx * sx / mf;
+            // The shape carries the fitted sign: its amplitude must stay positive.
+            if var > 0.0 && sxr > 0.0 {
+                sxr * sxr / var
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
+        .collect()
 }
 
 /// Moves each change to where the profile likelihood of its fitted shape peaks, within
@@ -275,29 +537,16 @@ fn place<'a>(model: &Model<'a>, fit: Fitted, cfg: &StepwiseConfig) -> Fitted {
         if jump == 0.0 {
             continue;
         }
-        let tau = terms[k].tau;
-        let shape = |d: usize| (s + tau.map_or(0.0, |tau| e * (-(d as f64) / tau).exp())) / jump;
-        let m = (hi - lo) as f64;
-        let rbar = r.iter().sum::<f64>() / m;
-        let mut best = (f64::NEG_INFINITY, at);
-        for p in lo_p..=hi_p {
-            let (mut sx, mut sxx, mut sxr) = (0.0, 0.0, 0.0);
-            for (i, &v) in r.iter().enumerate().skip(p - lo) {
-                let x = shape(i + lo - p);
-                sx += x;
-                sxx += x * x;
-                sxr += x * (v - rbar);
-            }
-            let var = sxx - sx * sx / m;
-            // The amplitude must keep the fitted sign.
-            if var > 0.0 && sxr * jump > 0.0 {
-                let score = sxr * sxr / var;
-                if score > best.0 {
-                    best = (score, p);
-                }
-            }
+        let var_noise = fit.var_at(at).max(1e-300);
+        // The change's own fitted shape: profiling over shapes as well would let an
+        // exponential fit the noise and pull plain steps off.
+        let gain: Vec<f64> = placement_gain(&r, lo_p - lo, hi_p - lo, (s, e), terms[k].tau)
+            .iter()
+            .map(|g| g / (2.0 * var_noise))
+            .collect();
+        if let Some(p) = window_map(&gain, cfg.tolerance) {
+            terms[k].at = lo_p + p;
         }
-        terms[k].at = best.1;
     }
     if terms == fit.terms {
         return fit;
@@ -316,7 +565,7 @@ mod tests {
         let cfg = StepwiseConfig::default();
         let s = planted(&SynthSpec::new(NoiseKind::Gaussian, Difficulty::Easy, 1));
         let p = prepare(&s.steps, &s.loss);
-        let f = search(p.values(), 1.0, &cfg).unwrap();
+        let f = search(p.values(), &cfg, &[]).unwrap().fit;
         for d in &s.drops {
             let k = f
                 .terms
@@ -326,7 +575,120 @@ mod tests {
         }
         let s = planted(&SynthSpec::new(NoiseKind::Gaussian, Difficulty::Clean, 1));
         let p = prepare(&s.steps, &s.loss);
-        let f = search(p.values(), 1.0, &cfg).unwrap();
+        let f = search(p.values(), &cfg, &[]).unwrap().fit;
         assert!(f.terms.is_empty(), "{:?}", f.terms);
+    }
+
+    #[test]
+    fn most_hard_drops_are_found_where_they_were_planted() {
+        // The level `detect` uses.
+        let cfg = StepwiseConfig {
+            z_keep: 3.8,
+            ..StepwiseConfig::default()
+        };
+        let (mut planted_n, mut found_n, mut hits) = (0, 0, 0);
+        for seed in 1..=6 {
+            let s = planted(&SynthSpec::new(NoiseKind::Gaussian, Difficulty::Hard, seed));
+            let p = prepare(&s.steps, &s.loss);
+            let f = search(p.values(), &cfg, &[]).unwrap().fit;
+            let drops: Vec<usize> = (0..f.terms.len())
+                .filter(|&k| f.jump[k] < 0.0)
+                .map(|k| f.terms[k].at)
+                .collect();
+            planted_n += s.drops.len();
+            found_n += drops.len();
+            hits += s
+                .drops
+                .iter()
+                .filter(|d| drops.iter().any(|&a| a.abs_diff(d.step as usize) <= 20))
+                .count();
+        }
+        // Drops of 0.3 to 0.75 noise sigmas: most, not all, are within reach.
+        assert!(hits * 10 >= planted_n * 6, "{hits} of {planted_n}");
+        assert!(hits * 10 >= found_n * 7, "{hits} of {found_n} found");
+    }
+
+    #[test]
+    fn a_seed_stays_only_if_the_joint_fit_supports_it() {
+        let cfg = StepwiseConfig::default();
+        let s = planted(&SynthSpec::new(NoiseKind::Gaussian, Difficulty::Clean, 2));
+        let p = prepare(&s.steps, &s.loss);
+        let f = search(p.values(), &cfg, &[3000, 7000]).unwrap().fit;
+        assert!(f.terms.is_empty(), "{:?}", f.terms);
+    }
+
+    #[test]
+    fn support_backs_a_real_drop_and_not_noise_and_places_it() {
+        let cfg = StepwiseConfig::default();
+        let mut s = planted(&SynthSpec::new(NoiseKind::Gaussian, Difficulty::Clean, 4));
+        // A drop of 0.6 noise sigmas at 5000, offered 12 points late.
+        for v in s.loss.iter_mut().skip(5000) {
+            *v *= (-0.06f64).exp();
+        }
+        let p = prepare(&s.steps, &s.loss);
+        let mut found = search(p.values(), &cfg, &[]).unwrap();
+        // Offered as the local tests' drops are when the search found nothing near them.
+        found.fit = {
+            let others: Vec<Term> = found
+                .fit
+                .terms
+                .iter()
+                .copied()
+                .filter(|t| t.at.abs_diff(5000) > 40)
+                .collect();
+            let model = Model::new(
+                &found.detrended,
+                Spline::new(s.loss.len(), found.spacing, cfg.penalty),
+                found.lambda,
+            );
+            model.fit(&others).unwrap()
+        };
+        let z = support(&found, &cfg, &[5012, 2500]).unwrap();
+        assert!(z[0].0 < -4.0, "{z:?}");
+        assert!(z[0].1.abs_diff(5000) <= 8, "{z:?}");
+        assert!(z[1].0.abs() < 3.0, "{z:?}");
+    }
+
+    #[test]
+    fn a_sharp_peak_is_placed_on_itself_and_a_flat_stretch_at_its_heaviest_window() {
+        // Log-likelihoods: a sharp peak at 30 among nil points (a sign flip) on its left.
+        let mut ll = vec![f64::NEG_INFINITY; 20];
+        ll.extend((20..100).map(|i| -((i as f64 - 30.0).powi(2))));
+        assert_eq!(window_map(&ll, 20), Some(30));
+        // A low broad bump at 70 outweighs a slightly higher narrow one at 20.
+        let ll: Vec<f64> = (0..100)
+            .map(|i| {
+                let i = i as f64;
+                let narrow = 0.5 - (i - 20.0).powi(2);
+                let broad = -((i - 70.0) / 15.0).powi(2);
+                narrow.max(broad)
+            })
+            .collect();
+        assert_eq!(window_map(&ll, 20), Some(70));
+        assert_eq!(window_map(&[f64::NEG_INFINITY; 5], 2), None);
+    }
+
+    #[test]
+    fn the_long_run_factor_is_one_for_white_noise_and_more_for_drifting_noise() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, StandardNormal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let white: Vec<f64> = (0..10_000)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        assert_eq!(residual_long_run(&white), 1.0);
+        // AR(1) with coefficient 0.5 has a long-run variance 3 times its pointwise one.
+        let mut ar = vec![0.0; 10_000];
+        for t in 1..ar.len() {
+            ar[t] = 0.5 * ar[t - 1] + white[t];
+        }
+        let l = residual_long_run(&ar);
+        assert!((2.0..4.0).contains(&l), "{l}");
+        // Level shifts move a few block differences, not the median.
+        let mut shifted = white.clone();
+        for (t, v) in shifted.iter_mut().enumerate() {
+            *v += 0.5 * (t / 1000) as f64;
+        }
+        assert_eq!(residual_long_run(&shifted), 1.0);
     }
 }
