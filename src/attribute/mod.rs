@@ -811,10 +811,20 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
     }
 
     // Each detected drop: at which event, and so explained by which cause.
-    let tol = event_tolerance(spe as f64) as u64;
+    let tol0 = event_tolerance(spe as f64) as u64;
     let named = |c: Cause| causes.iter().any(|f| f.cause == c);
     let mut drops = Vec::new();
     for d in &detection.drops {
+        // A drop is placed no better than its size allows: a step of size d in noise s is
+        // located to within about (s / d)^2 steps, so a small drop a few steps off an
+        // event is still at it. Capped at a quarter epoch, so no drop is at every event.
+        let tol = if d.log > 0.0 && detection.noise_sigma > 0.0 {
+            let spread = (detection.noise_sigma / d.log).powi(2).round();
+            let cap = (spe / 4).max(tol0 as usize) as f64;
+            tol0.max(spread.min(cap) as u64)
+        } else {
+            tol0
+        };
         let event = ev
             .events
             .iter()

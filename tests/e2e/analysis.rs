@@ -350,11 +350,9 @@ fn logs_from_another_framework_get_the_same_causes() {
     assert!(sorted.contains(&"data_order".to_string()), "{sorted:?}");
     let fresh = causes("sklearn_fresh.csv");
     assert_eq!(fresh, ["none"], "the control run has nothing to explain");
+    // Every drop is at an epoch start, though the small ones are placed a few steps off.
     let memorized = causes("sklearn_memorization.csv");
-    assert!(
-        memorized.contains(&"epoch_boundary".to_string()),
-        "{memorized:?}"
-    );
+    assert_eq!(memorized, ["epoch_boundary"]);
     let cut = causes("sklearn_lr_step.csv");
     assert!(cut.contains(&"lr_change".to_string()), "{cut:?}");
     let constant = causes("sklearn_lr_constant.csv");
