@@ -72,8 +72,9 @@ pub struct DetectConfig {
     /// window (smooth trend plus every confirmed change there) to be kept. Default 4.3;
     /// 0 turns the joint re-test off.
     pub z_joint: f64,
-    /// |z| a drop found by the search against one global trend (a spline for the whole
-    /// series fitted together with every change) must reach to be added. 0 turns it off.
+    /// |z| a drop found by the search against one global trend (a decay to a floor plus a
+    /// spline, for the whole series, fitted together with every change) must reach to be
+    /// kept. 0 turns it off.
     pub z_global: f64,
     /// |z| a drop only the local tests found must reach in the joint fit with the global
     /// search's changes, on series that search covers, to be kept. 0 keeps them all.
@@ -332,17 +333,7 @@ fn global_drops(
                 changes.remove(j);
                 continue;
             }
-            let prev = if j > 0 { changes[j - 1].at } else { 0 };
-            let next = changes.get(j + 1).map_or(n, |c| c.at);
-            if *placed != *at
-                && *placed > prev
-                && *placed < next
-                && let Some(fit) = select::best_fit(p, *placed, true, (prev, next), reach, cfg)
-                && fit.jump < 0.0
-            {
-                changes[j].at = *placed;
-                changes[j].fit = fit;
-            }
+            move_drop(p, &mut changes, j, *placed, reach, cfg);
         }
     }
     let mut added = Vec::new();
@@ -357,16 +348,8 @@ fn global_drops(
         {
             // A drop both found: the global fit places it better, with the trend taken
             // from the whole series rather than from the two sides of the boundary.
-            let prev = if j > 0 { changes[j - 1].at } else { 0 };
-            let next = changes.get(j + 1).map_or(n, |c| c.at);
-            if changes[j].down
-                && at > prev
-                && at < next
-                && let Some(fit) = select::best_fit(p, at, true, (prev, next), reach, cfg)
-                && fit.jump < 0.0
-            {
-                changes[j].at = at;
-                changes[j].fit = fit;
+            if changes[j].down {
+                move_drop(p, &mut changes, j, at, reach, cfg);
             }
             continue;
         }
@@ -390,6 +373,29 @@ fn global_drops(
     changes.extend(added);
     changes.sort_by_key(|c| c.at);
     changes
+}
+
+/// Moves drop `j` to `to`, with its local fit there, when `to` stays between its
+/// neighbours and the fit there is still a drop.
+fn move_drop(
+    p: &Prepared,
+    changes: &mut [select::Change],
+    j: usize,
+    to: usize,
+    reach: &reach::Reach,
+    cfg: &DetectConfig,
+) {
+    let prev = if j > 0 { changes[j - 1].at } else { 0 };
+    let next = changes.get(j + 1).map_or(p.len(), |c| c.at);
+    if to != changes[j].at
+        && to > prev
+        && to < next
+        && let Some(fit) = select::best_fit(p, to, true, (prev, next), reach, cfg)
+        && fit.jump < 0.0
+    {
+        changes[j].at = to;
+        changes[j].fit = fit;
+    }
 }
 
 #[cfg(test)]

@@ -167,6 +167,17 @@ const LONG_RUN_BLOCK: usize = 64;
 /// The most the long-run factor may inflate variances.
 const LONG_RUN_MAX: f64 = 4.0;
 
+/// Means of whole `LONG_RUN_BLOCK`-point blocks; `None` with fewer than 16 blocks, too
+/// few for a long-run estimate.
+fn block_means(y: &[f64]) -> Option<Vec<f64>> {
+    let b = LONG_RUN_BLOCK;
+    let means: Vec<f64> = y
+        .chunks_exact(b)
+        .map(|c| c.iter().sum::<f64>() / b as f64)
+        .collect();
+    (means.len() >= 16).then_some(means)
+}
+
 /// How much more a mean over many points varies than independent noise would make it:
 /// the ratio of the long-run variance (from second differences of block means) to the
 /// short-run one (from second differences of points), at least 1. Clipped outliers share
@@ -174,13 +185,9 @@ const LONG_RUN_MAX: f64 = 4.0;
 /// make long windows noisier than their pointwise scatter says.
 pub(crate) fn long_run_factor(y: &[f64]) -> f64 {
     let b = LONG_RUN_BLOCK;
-    let means: Vec<f64> = y
-        .chunks_exact(b)
-        .map(|c| c.iter().sum::<f64>() / b as f64)
-        .collect();
-    if means.len() < 16 {
+    let Some(means) = block_means(y) else {
         return 1.0;
-    }
+    };
     let mut long: Vec<f64> = means
         .windows(3)
         .map(|w| (w[2] - 2.0 * w[1] + w[0]).abs())
@@ -196,6 +203,33 @@ pub(crate) fn long_run_factor(y: &[f64]) -> f64 {
     let ratio = (median(&mut long) / median(&mut short)).powi(2) * b as f64;
     if ratio.is_finite() {
         ratio.clamp(1.0, LONG_RUN_MAX)
+    } else {
+        1.0
+    }
+}
+
+/// How much more block means of the residuals vary than independent noise would make
+/// them: the variance of block means (from their first differences) against that of the
+/// points, both by medians, so a change the fit has not modelled yet moves one difference
+/// and a few points, not the estimate. 1 unless the excess is beyond two standard errors:
+/// under white noise the ratio of a few hundred medians scatters by about a fifth, and
+/// taking that scatter for autocorrelation would blunt every test.
+pub(crate) fn residual_long_run(r: &[f64]) -> f64 {
+    let b = LONG_RUN_BLOCK;
+    let Some(means) = block_means(r) else {
+        return 1.0;
+    };
+    let nb = means.len();
+    let mut long: Vec<f64> = means.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
+    let mut short: Vec<f64> = r.iter().map(|v| v.abs()).collect();
+    let (l, s) = (median(&mut long), median(&mut short));
+    // A difference of two block means has twice their variance.
+    let ratio = (l / s).powi(2) * b as f64 / 2.0;
+    // Relative standard error of a variance from the median absolute value of Gaussian
+    // draws: 2 * 0.5 / (f(m) m) / sqrt(k), with m = 0.674 and f(m) = 0.636.
+    let se = 2.33 / (nb as f64).sqrt();
+    if ratio.is_finite() && ratio > 1.0 + 2.0 * se {
+        ratio.min(LONG_RUN_MAX)
     } else {
         1.0
     }
@@ -231,5 +265,29 @@ mod tests {
             .collect();
         let s = global_sigma(&block_sigmas(&y));
         assert!((s - 0.3).abs() < 0.02, "{s}");
+    }
+
+    #[test]
+    fn the_long_run_factor_is_one_for_white_noise_and_more_for_drifting_noise() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, StandardNormal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let white: Vec<f64> = (0..10_000)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        assert_eq!(residual_long_run(&white), 1.0);
+        // AR(1) with coefficient 0.5 has a long-run variance 3 times its pointwise one.
+        let mut ar = vec![0.0; 10_000];
+        for t in 1..ar.len() {
+            ar[t] = 0.5 * ar[t - 1] + white[t];
+        }
+        let l = residual_long_run(&ar);
+        assert!((2.0..4.0).contains(&l), "{l}");
+        // Level shifts move a few block differences, not the median.
+        let mut shifted = white.clone();
+        for (t, v) in shifted.iter_mut().enumerate() {
+            *v += 0.5 * (t / 1000) as f64;
+        }
+        assert_eq!(residual_long_run(&shifted), 1.0);
     }
 }

@@ -6,6 +6,7 @@
 use super::bspline::Spline;
 use super::decay;
 use super::global::{Fitted, Model, NOISE_BLOCK, Term};
+use super::noise::residual_long_run;
 
 /// Settings of the search.
 #[derive(Debug, Clone)]
@@ -241,48 +242,6 @@ pub(crate) fn support(
             })
             .collect(),
     )
-}
-
-/// Points per block of the long-run variance estimate.
-const LONG_RUN_BLOCK: usize = 64;
-/// The most the long-run factor may inflate variances.
-const LONG_RUN_MAX: f64 = 4.0;
-
-/// How much more block means of the residuals vary than independent noise would make
-/// them: the variance of block means (from their first differences) against that of the
-/// points, both by medians, so a change the fit has not modelled yet moves one difference
-/// and a few points, not the estimate. 1 unless the excess is beyond two standard errors:
-/// under white noise the ratio of a few hundred medians scatters by about a fifth, and
-/// taking that scatter for autocorrelation would blunt every test.
-fn residual_long_run(r: &[f64]) -> f64 {
-    let b = LONG_RUN_BLOCK;
-    let means: Vec<f64> = r
-        .chunks_exact(b)
-        .map(|c| c.iter().sum::<f64>() / b as f64)
-        .collect();
-    let nb = means.len();
-    if nb < 16 {
-        return 1.0;
-    }
-    let mut long: Vec<f64> = means.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
-    let mut short: Vec<f64> = r.iter().map(|v| v.abs()).collect();
-    let (l, s) = (median(&mut long), median(&mut short));
-    // A difference of two block means has twice their variance.
-    let ratio = (l / s).powi(2) * b as f64 / 2.0;
-    // Relative standard error of a variance from the median absolute value of Gaussian
-    // draws: 2 * 0.5 / (f(m) m) / sqrt(k), with m = 0.674 and f(m) = 0.636.
-    let se = 2.33 / (nb as f64).sqrt();
-    if ratio.is_finite() && ratio > 1.0 + 2.0 * se {
-        ratio.min(LONG_RUN_MAX)
-    } else {
-        1.0
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    let mid = v.len() / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
-    *m
 }
 
 /// Knot spacings that leave at least two spans: the configured ones, and half the series
@@ -666,29 +625,5 @@ mod tests {
             .collect();
         assert_eq!(window_map(&ll, 20), Some(70));
         assert_eq!(window_map(&[f64::NEG_INFINITY; 5], 2), None);
-    }
-
-    #[test]
-    fn the_long_run_factor_is_one_for_white_noise_and_more_for_drifting_noise() {
-        use rand::SeedableRng;
-        use rand_distr::{Distribution, StandardNormal};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let white: Vec<f64> = (0..10_000)
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
-        assert_eq!(residual_long_run(&white), 1.0);
-        // AR(1) with coefficient 0.5 has a long-run variance 3 times its pointwise one.
-        let mut ar = vec![0.0; 10_000];
-        for t in 1..ar.len() {
-            ar[t] = 0.5 * ar[t - 1] + white[t];
-        }
-        let l = residual_long_run(&ar);
-        assert!((2.0..4.0).contains(&l), "{l}");
-        // Level shifts move a few block differences, not the median.
-        let mut shifted = white.clone();
-        for (t, v) in shifted.iter_mut().enumerate() {
-            *v += 0.5 * (t / 1000) as f64;
-        }
-        assert_eq!(residual_long_run(&shifted), 1.0);
     }
 }
