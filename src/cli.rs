@@ -43,15 +43,26 @@ pub enum Command {
     },
     /// Combine the run folders of a sharded sweep (`run --shard I/N`) into one.
     Merge {
-        /// The merged run folder to write.
+        /// The merged run folder to write (new, empty, or a run folder with --force).
         #[arg(long)]
         out: PathBuf,
         /// The shard folders.
         #[arg(required = true)]
         shards: Vec<PathBuf>,
+        /// Write the merged folder even when cells are missing or partial (the manifest lists them).
+        #[arg(long)]
+        allow_partial: bool,
+        /// Replace an existing run folder at --out.
+        #[arg(long)]
+        force: bool,
     },
     /// List the bundled scenarios.
     List,
+    /// Print a bundled scenario's TOML, to start a scenario of your own from.
+    Scenario {
+        #[command(subcommand)]
+        what: ScenarioCommand,
+    },
     /// Measure training throughput or the detector.
     Bench {
         #[command(subcommand)]
@@ -81,6 +92,12 @@ pub struct RunArgs {
     /// Skip the analysis and report (sharded runs always skip them: analyse the merged folder).
     #[arg(long)]
     pub no_report: bool,
+    /// Replace another scenario's run in --out (only the files dropscope wrote there).
+    #[arg(long)]
+    pub force: bool,
+    /// Train even when the run is larger than 10 million cell-steps.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +137,19 @@ pub struct InvestigateArgs {
     /// TensorBoard scalar tag of the training loss.
     #[arg(long)]
     pub tag: Option<String>,
+    /// Analyse minus the logged value (a log-likelihood or a reward, where higher is
+    /// better), for the training and validation loss alike; applied before --offset.
+    #[arg(long)]
+    pub negate: bool,
+    /// Add X to every logged value (after --negate), e.g. to make a reward positive:
+    /// dropscope analyses log(loss), which needs positive values.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_hyphen_values = true,
+        value_name = "X"
+    )]
+    pub offset: f64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,14 +162,14 @@ pub struct CheckArgs {
     /// Baseline comparison: exact, tolerance or statistical.
     #[arg(long, default_value = "statistical")]
     pub mode: crate::check::BaselineMode,
-    /// Tolerance mode: allowed relative difference per step.
-    #[arg(long, default_value_t = 0.05)]
+    /// Tolerance mode: allowed relative difference per step (a finite number >= 0).
+    #[arg(long, default_value_t = 0.05, value_parser = parse_rtol)]
     pub rtol: f64,
     /// Tolerance mode: steps allowed outside the tolerance, per cell.
     #[arg(long, default_value_t = 0)]
     pub max_failing_steps: usize,
-    /// Statistical mode: significance level.
-    #[arg(long, default_value_t = 0.05)]
+    /// Statistical mode: significance level, strictly between 0 and 1.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_alpha)]
     pub alpha: f64,
     /// Write JUnit XML here.
     #[arg(long)]
@@ -151,12 +181,33 @@ pub struct CheckArgs {
     pub device: DeviceChoice,
     #[arg(long, short)]
     pub quiet: bool,
+    /// Replace another scenario's run in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Train even when the run is larger than 10 million cell-steps.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScenarioCommand {
+    /// Print the TOML of a bundled scenario (`dropscope scenario show lr-step > mine.toml`).
+    Show {
+        /// A bundled scenario's name (see `dropscope list`).
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum BaselineCommand {
     /// Save RUN_DIR as a baseline in BASE_DIR (traces, manifest, baseline.json).
-    Save { run: PathBuf, base: PathBuf },
+    Save {
+        run: PathBuf,
+        base: PathBuf,
+        /// Replace an existing baseline in BASE_DIR.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,8 +218,8 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "flex,ndarray")]
         devices: Vec<DeviceChoice>,
         /// Timed steps per size (default: a second or two per size on 2 cores).
-        #[arg(long)]
-        steps: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -177,22 +228,50 @@ pub enum BenchCommand {
     Detect {
         /// Planted series per accuracy cell (200: an F1 then varies by about ±0.01 from
         /// seed to seed, against ±0.02 with 50).
-        #[arg(long, default_value_t = 200)]
-        series: usize,
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        series: u64,
         /// Seed of the planted series (the tables in the README use 1, 1000 and 5000).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Series lengths for the speed table.
+        /// Series lengths for the speed table (each at least 100).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "10000,30000,50000,100000,1000000,10000000"
+            default_value = "10000,30000,50000,100000,1000000,10000000",
+            value_parser = clap::value_parser!(u64).range(100..)
         )]
-        sizes: Vec<usize>,
+        sizes: Vec<u64>,
         /// Only the accuracy table, or only the speed table.
         #[arg(long)]
         only: Option<String>,
     },
+}
+
+/// `--alpha`: a significance level is a probability strictly between 0 and 1 (0 would
+/// pass every check, 1 fail every one).
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not strictly between 0 and 1"))
+    }
+}
+
+/// `--rtol`: a relative tolerance is finite and not negative (inf would pass every step).
+fn parse_rtol(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not a finite number >= 0"))
+    }
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -219,16 +298,19 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
         Command::Investigate(args) => investigate(args),
         Command::Report { run, out } => {
             let out = out.unwrap_or_else(|| run.join("report"));
-            let (manifest, traces) = crate::rundir::load(&run)?;
+            let (manifest, traces, done) = crate::rundir::load_checked(&run)?;
             let analysis = analyze_run(&manifest, &traces);
+            if let Some(h) = done.headline() {
+                println!("{h}");
+            }
             let files = crate::report::write_run_report(&out, &manifest, &analysis, &traces)?;
             println!("{}", files.markdown.display());
             Ok(0)
         }
         Command::Check(args) => check(args),
         Command::Baseline { what } => match what {
-            BaselineCommand::Save { run, base } => {
-                let b = crate::check::baseline::save(&run, &base)?;
+            BaselineCommand::Save { run, base, force } => {
+                let b = crate::check::baseline::save(&run, &base, force)?;
                 eprintln!(
                     "saved baseline of {} ({} arms) in {}",
                     b.scenario,
@@ -238,12 +320,46 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                 Ok(0)
             }
         },
-        Command::Merge { out, shards } => {
+        Command::Merge {
+            out,
+            shards,
+            allow_partial,
+            force,
+        } => {
             let dirs: Vec<&std::path::Path> = shards.iter().map(|p| p.as_path()).collect();
-            let m = crate::merge::merge(&out, &dirs)?;
+            let opts = crate::merge::MergeOptions {
+                allow_partial,
+                force,
+            };
+            let m = crate::merge::merge(&out, &dirs, opts)?;
             eprintln!("merged {} cells into {}", m.cells.len(), out.display());
+            if !m.missing_cells.is_empty() {
+                eprintln!(
+                    "warning: incomplete merge (--allow-partial): {}",
+                    m.missing_cells.join("; ")
+                );
+            }
             Ok(0)
         }
+        Command::Scenario {
+            what: ScenarioCommand::Show { name },
+        } => match scenario::BUNDLED.iter().find(|(n, _)| *n == name) {
+            Some((_, src)) => {
+                print!("{src}");
+                Ok(0)
+            }
+            None => Err(InputError::new(
+                &name,
+                format!(
+                    "no bundled scenario of that name (bundled: {})",
+                    scenario::BUNDLED
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        },
         Command::List => {
             for (name, src) in scenario::BUNDLED {
                 let desc = scenario::ScenarioFile::parse(
@@ -265,8 +381,10 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                 let mut rows = Vec::new();
                 for &(batch, hidden) in &crate::harness::bench::SIZES {
                     for &d in &devices {
-                        let n = steps
-                            .unwrap_or_else(|| crate::harness::bench::default_steps(batch, hidden));
+                        let n = steps.map_or_else(
+                            || crate::harness::bench::default_steps(batch, hidden),
+                            |s| s as usize,
+                        );
                         rows.push(crate::harness::bench::train_throughput(
                             d,
                             batch,
@@ -300,8 +418,22 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                 only,
             } => {
                 let cfg = crate::detect::DetectConfig::default();
+                if let Some(o) = only
+                    .as_deref()
+                    .filter(|o| !["speed", "accuracy"].contains(o))
+                {
+                    return Err(InputError::new(
+                        "dropscope bench detect",
+                        format!("--only {o}: expected accuracy or speed"),
+                    )
+                    .field("--only"));
+                }
+                let sizes: Vec<usize> = sizes.iter().map(|&n| n as usize).collect();
                 if only.as_deref() != Some("speed") {
-                    println!("{}", crate::detect::bench::accuracy(series, seed, &cfg));
+                    println!(
+                        "{}",
+                        crate::detect::bench::accuracy(series as usize, seed, &cfg)
+                    );
                 }
                 if only.as_deref() != Some("accuracy") {
                     println!("{}", crate::detect::bench::speed(&sizes, &cfg));
@@ -324,87 +456,11 @@ fn analyze_run(
 }
 
 fn print_run_text(a: &crate::attribute::RunAnalysis) {
-    println!("{}: {}", a.scenario, a.description);
-    for line in &a.headline {
-        println!("  {line}");
-    }
-    for arm in &a.arms {
-        for c in arm
-            .causes
-            .iter()
-            .filter(|c| c.cause != crate::attribute::Cause::None)
-        {
-            println!(
-                "  {} : {} named in {}/{} seeds",
-                arm.name, c.cause, c.seeds_named, c.seeds
-            );
-        }
-        if let Some(cell) = arm.cells.first() {
-            println!("  {} : {}", arm.name, cell.analysis.overfitting.message);
-        }
-    }
+    print!("{}", crate::report::text::run(a));
 }
 
 fn print_trace_text(source: &str, a: &crate::attribute::TraceAnalysis, warnings: &[String]) {
-    println!("{source}: {} steps", a.n_steps);
-    for w in warnings {
-        println!("  warning: {w}");
-    }
-    let c = &a.detection.cleaning;
-    if c.n_nan + c.n_inf + c.n_duplicates > 0 || c.unsorted {
-        println!(
-            "  cleaned: {} NaN, {} infinite, {} duplicate steps{}",
-            c.n_nan,
-            c.n_inf,
-            c.n_duplicates,
-            if c.unsorted {
-                ", steps were out of order"
-            } else {
-                ""
-            }
-        );
-    }
-    println!(
-        "  noise sigma (log-loss per step): {:.4}",
-        a.detection.noise_sigma
-    );
-    if a.drops.is_empty() {
-        println!("  drops: none");
-    } else {
-        println!("  drops:");
-        println!(
-            "    {:>10} {:>9} {:>8} {:>7}  {:<10} explained by",
-            "step", "log-drop", "rel", "z", "shape"
-        );
-        for d in &a.drops {
-            println!(
-                "    {:>10} {:>9.4} {:>7.1}% {:>7.1}  {:<10} {}",
-                d.step,
-                d.log,
-                100.0 * d.rel,
-                d.z,
-                format!("{:?}", d.shape).to_lowercase(),
-                d.explained_by
-            );
-        }
-    }
-    for s in &a.detection.spikes {
-        println!(
-            "  spike at step {} (+{:.3} log-loss, z {:.1})",
-            s.step, s.height_log, s.z
-        );
-    }
-    println!("  causes:");
-    for f in &a.causes {
-        println!(
-            "    {} ({:?}, confidence {:.2})",
-            f.cause, f.level, f.confidence
-        );
-        for e in &f.evidence {
-            println!("      - {e}");
-        }
-    }
-    println!("  {}", a.overfitting.message);
+    print!("{}", crate::report::text::trace(source, a, warnings));
 }
 
 fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
@@ -433,8 +489,43 @@ fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
     if trace.steps.is_empty() {
         return Err(InputError::new(&args.log, "no training-loss rows found"));
     }
+    if !args.offset.is_finite() {
+        return Err(
+            InputError::new(&args.log, "--offset must be a finite number").field("--offset"),
+        );
+    }
+    if args.negate || args.offset != 0.0 {
+        // The analysis reads log(loss): a log-likelihood or a reward becomes a loss here,
+        // and its validation values with it, so the overfitting verdict reads them alike.
+        let sign = if args.negate { -1.0 } else { 1.0 };
+        let f = |v: f64| sign * v + args.offset;
+        for s in &mut trace.steps {
+            s.loss = f(s.loss);
+        }
+        for v in &mut trace.val {
+            v.val_loss = f(v.val_loss);
+            v.train_loss_eval = v.train_loss_eval.map(f);
+        }
+    }
     let analysis =
         crate::attribute::analyze_trace(&trace, &crate::attribute::AnalyzeOptions::default());
+    let usable = analysis.detection.cleaning.n_kept;
+    if usable < crate::attribute::MIN_USABLE_LOSSES {
+        let what = if usable == 0 {
+            "no positive finite losses".to_string()
+        } else {
+            format!(
+                "only {usable} positive finite losses (at least {} needed)",
+                crate::attribute::MIN_USABLE_LOSSES
+            )
+        };
+        return Err(InputError::new(
+            &args.log,
+            format!(
+                "{what}: dropscope analyses log(loss); for a log-likelihood or a reward, pass --negate / --offset"
+            ),
+        ));
+    }
     let source = args.log.display().to_string();
     match args.format {
         OutputFormat::Json => {
@@ -485,6 +576,8 @@ fn check(args: CheckArgs) -> Result<i32, InputError> {
                 device: args.device,
                 shard: None,
                 quiet: args.quiet,
+                force: args.force,
+                yes: args.yes,
             };
             let summary = crate::harness::run_scenario(&f, &opts)?;
             if summary.failed_cells() > 0 {
@@ -503,9 +596,9 @@ fn check(args: CheckArgs) -> Result<i32, InputError> {
             crate::check::validate_rules(rules)
                 .map_err(|m| InputError::new(&file.path, m).field("expect"))?;
         }
-        let (manifest, traces) = crate::rundir::load(&run_dir)?;
+        let (manifest, traces, done) = crate::rundir::load_checked(&run_dir)?;
         let analysis = analyze_run(&manifest, &traces);
-        crate::check::check_run(&spec, &analysis)
+        crate::check::check_run(&spec, &analysis, &done)
     };
     println!("{report}");
     if let Some(j) = &args.junit {
@@ -521,6 +614,8 @@ fn run(args: RunArgs) -> Result<i32, InputError> {
         device: args.device,
         shard: args.shard,
         quiet: args.quiet,
+        force: args.force,
+        yes: args.yes,
     };
     let summary = crate::harness::run_scenario(&file, &opts)?;
     let failed = summary.failed_cells();

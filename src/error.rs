@@ -50,9 +50,53 @@ impl fmt::Display for InputError {
         if let Some(field) = &self.field {
             write!(f, ": {field}")?;
         }
-        // The message must stay on one line so a CI log shows it whole.
-        write!(f, ": {}", self.message.replace('\n', " "))
+        // The message must stay on one line so a CI log shows it whole, and short: a
+        // message that quotes the input (a 200 KB JSON line) is cut.
+        write!(f, ": {}", excerpt(&self.message, MAX_MESSAGE_CHARS))
     }
 }
 
 impl std::error::Error for InputError {}
+
+/// The longest message an error prints: two lines of a wide terminal.
+pub const MAX_MESSAGE_CHARS: usize = 400;
+
+/// A piece of user input fit to quote in a message: on one line, control characters
+/// shown as `?`, at most `max_chars` characters (cut with `…`). Input can be anything (a
+/// binary file, a secret): quote as little of it as helps.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max_chars)
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect();
+    if text.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_reads_file_line_field_message_on_one_line() {
+        let e = InputError::new("a.toml", "bad\nvalue")
+            .at_line(3)
+            .field("train.epochs");
+        assert_eq!(e.to_string(), "a.toml:3: train.epochs: bad value");
+    }
+
+    #[test]
+    fn a_huge_message_is_cut_and_control_characters_hidden() {
+        let e = InputError::new("x.jsonl", "[".repeat(200_000));
+        assert!(e.to_string().chars().count() < MAX_MESSAGE_CHARS + 20);
+        assert_eq!(excerpt("root:x:0\u{1b}[2J", 40), "root:x:0?[2J");
+        assert_eq!(excerpt("abcdef", 3), "abc…");
+    }
+}

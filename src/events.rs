@@ -170,7 +170,30 @@ pub fn extract(trace: &Trace, reset_every_epochs: Option<u64>) -> Events {
 /// LR jumps: changes much larger than the schedule's own step-to-step changes, so a
 /// cosine's smooth decay is not an event but a milestone or a restart is.
 fn lr_events(trace: &Trace, out: &mut Vec<Event>) {
-    let lr: Vec<f64> = trace.steps.iter().map(|s| s.lr.unwrap_or(0.0)).collect();
+    // A missing or NaN/inf LR (a logger that failed to read it) is no schedule change:
+    // carry the last finite value over it, so it makes no event on either side.
+    let mut last = f64::NAN;
+    let lr: Vec<f64> = trace
+        .steps
+        .iter()
+        .map(|s| {
+            if let Some(v) = s.lr.filter(|v| v.is_finite()) {
+                last = v;
+            }
+            last
+        })
+        .collect();
+    let first_finite = lr.iter().position(|v| v.is_finite()).unwrap_or(lr.len());
+    let lr: Vec<f64> = lr
+        .iter()
+        .map(|&v| {
+            if v.is_finite() {
+                v
+            } else {
+                lr.get(first_finite).copied().unwrap_or(0.0)
+            }
+        })
+        .collect();
     let n = lr.len();
     let d: Vec<f64> = (1..n).map(|i| lr[i] - lr[i - 1]).collect();
     const WINDOW: usize = 10;
@@ -244,6 +267,19 @@ mod tests {
         assert_eq!(e.typical_batch_size, Some(32));
         assert_eq!(e.of(EventKind::LastBatch).next().unwrap().value, Some(2.0));
         assert!(e.steps_of(EventKind::LrDecrease).is_empty());
+    }
+
+    #[test]
+    fn nan_learning_rates_make_no_events() {
+        let t = trace(600, 100, |s| match s {
+            s if s % 4 == 1 => f64::NAN,
+            s if s < 300 => 0.1,
+            _ => 0.01,
+        });
+        let e = extract(&t, None);
+        assert_eq!(e.steps_of(EventKind::LrDecrease), [300]);
+        assert!(e.steps_of(EventKind::LrIncrease).is_empty());
+        assert!(e.steps_of(EventKind::WarmRestart).is_empty());
     }
 
     #[test]

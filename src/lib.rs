@@ -11,6 +11,7 @@ pub mod cli;
 pub mod detect;
 pub mod error;
 pub mod events;
+pub mod fsio;
 #[cfg(feature = "train")]
 pub mod harness;
 pub mod import;

@@ -1,9 +1,23 @@
 //! Combines the run folders of a sharded sweep into one run folder.
+//!
+//! Nothing is lost: the output may not overlap any shard, it is built beside its
+//! destination and renamed into place, and an incomplete set of shards is refused unless
+//! the caller allows it (then the merged manifest lists what is missing).
 
 use std::path::Path;
 
 use crate::error::InputError;
+use crate::fsio::{self, StagedDir};
 use crate::manifest::{CellInfo, CellStatus, Manifest};
+
+/// What `merge` may do beyond the safe default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MergeOptions {
+    /// Write a merged folder even when cells are missing or partial (listed in the manifest).
+    pub allow_partial: bool,
+    /// Replace an existing run folder at `out`.
+    pub force: bool,
+}
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), InputError> {
     std::fs::create_dir_all(to).map_err(|e| InputError::io(to, &e))?;
@@ -12,6 +26,9 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), InputError> {
         let entry = entry.map_err(|e| InputError::io(from, &e))?;
         let path = entry.path();
         let target = to.join(entry.file_name());
+        if entry.file_name() == fsio::LOCK_FILE {
+            continue;
+        }
         if path.is_dir() {
             copy_dir(&path, &target)?;
         } else {
@@ -21,14 +38,59 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), InputError> {
     Ok(())
 }
 
+/// Refuses a destination that holds something merge must not replace.
+fn check_destination(out: &Path, force: bool) -> Result<(), InputError> {
+    if !out.exists() || (out.is_dir() && fsio::is_empty_dir(out)) {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        return Err(InputError::new(out, "exists and is not a folder").field("--out"));
+    }
+    if !out.join("manifest.json").is_file() {
+        return Err(InputError::new(
+            out,
+            "exists, is not empty and holds no dropscope run; choose a new folder",
+        )
+        .field("--out"));
+    }
+    if !force {
+        return Err(InputError::new(
+            out,
+            "already holds a run folder; pass --force to replace it, or choose a new folder",
+        )
+        .field("--out"));
+    }
+    if let Some(pid) = fsio::live_lock_owner(out) {
+        return Err(InputError::new(
+            out,
+            format!("is being written by process {pid}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads every shard's manifest, refusing a shard that is still being written.
+fn read_shards<'a>(shards: &[&'a Path]) -> Result<Vec<(&'a Path, Manifest)>, InputError> {
+    let mut out = Vec::new();
+    for &dir in shards {
+        if let Some(pid) = fsio::live_lock_owner(dir) {
+            return Err(InputError::new(
+                dir,
+                format!("is still being written by process {pid}; merge it when that run ends"),
+            ));
+        }
+        out.push((dir, Manifest::read(dir)?));
+    }
+    Ok(out)
+}
+
 /// Merges shard folders into `out`. The shards must come from the same scenario text;
 /// a cell found in two shards is an error (the assignment is stable, so that means the
 /// folders are from different sweeps). Cells keep the scenario's order.
-pub fn merge(out: &Path, shards: &[&Path]) -> Result<Manifest, InputError> {
-    let mut manifests = Vec::new();
-    for dir in shards {
-        manifests.push((dir, Manifest::read(dir)?));
-    }
+pub fn merge(out: &Path, shards: &[&Path], opts: MergeOptions) -> Result<Manifest, InputError> {
+    fsio::refuse_overlap(out, "--out", shards)?;
+    check_destination(out, opts.force)?;
+    let manifests = read_shards(shards)?;
     let Some((first_dir, first)) = manifests.first() else {
         return Err(InputError::new(out, "no shard folders given"));
     };
@@ -72,24 +134,37 @@ pub fn merge(out: &Path, shards: &[&Path]) -> Result<Manifest, InputError> {
         }
     }
     let order = |c: &CellInfo| {
-        let arm = merged
-            .arms
-            .iter()
-            .position(|a| a.name == c.arm)
-            .unwrap_or(usize::MAX);
-        let seed = merged
-            .seeds
-            .iter()
-            .position(|&s| s == c.seed)
-            .unwrap_or(usize::MAX);
-        (arm, seed)
+        let arm = merged.arms.iter().position(|a| a.name == c.arm);
+        let seed = merged.seeds.iter().position(|&s| s == c.seed);
+        (arm.unwrap_or(usize::MAX), seed.unwrap_or(usize::MAX))
     };
     cells.sort_by_key(|(c, _)| order(c));
-    std::fs::create_dir_all(out).map_err(|e| InputError::io(out, &e))?;
-    for (c, dir) in &cells {
-        copy_dir(&dir.join(&c.dir), &out.join(&c.dir))?;
+    merged.cells = cells.iter().map(|(c, _)| c.clone()).collect();
+    let done = merged.completeness();
+    if !done.is_complete() {
+        if !opts.allow_partial {
+            return Err(InputError::new(
+                out,
+                format!(
+                    "the shards hold {} of {} cells complete ({}); merge the missing shards \
+                     too, or pass --allow-partial to write what is there",
+                    done.complete,
+                    done.expected,
+                    done.problems.join("; ")
+                ),
+            )
+            .field("--out"));
+        }
+        merged.missing_cells = done.problems.clone();
     }
-    merged.cells = cells.into_iter().map(|(c, _)| c).collect();
-    merged.write(out)?;
+    let staged = StagedDir::new(out)?;
+    for (c, dir) in &cells {
+        let from = merged.cell_dir(dir, c);
+        if from.is_dir() {
+            copy_dir(&from, &merged.cell_dir(&staged.staging, c))?;
+        }
+    }
+    merged.write(&staged.staging)?;
+    staged.commit()?;
     Ok(merged)
 }

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::InputError;
+use crate::fsio;
 use crate::import;
-use crate::manifest::{CellStatus, Manifest};
+use crate::manifest::{CellStatus, Completeness, Manifest};
 use crate::scenario::ScenarioFile;
 use crate::trace::Trace;
 
@@ -28,7 +29,7 @@ pub fn load(dir: &Path) -> Result<(Manifest, Traces), InputError> {
         if c.status == CellStatus::Pending {
             continue;
         }
-        let cell_dir = dir.join(&c.dir);
+        let cell_dir = manifest.cell_dir(dir, c);
         if !cell_dir.join("trace.csv").is_file() {
             if c.status == CellStatus::Failed {
                 continue;
@@ -47,4 +48,132 @@ pub fn load(dir: &Path) -> Result<(Manifest, Traces), InputError> {
         traces.insert((c.arm.clone(), c.seed), t);
     }
     Ok((manifest, traces))
+}
+
+/// [`load`], plus what is missing or partial: the manifest's own account, then each
+/// finished cell's trace checked against the step count the manifest gives (a trace cut
+/// short on disk is partial whatever the manifest says).
+pub fn load_checked(dir: &Path) -> Result<(Manifest, Traces, Completeness), InputError> {
+    let (manifest, traces) = load(dir)?;
+    let mut done = manifest.completeness();
+    for c in &manifest.cells {
+        let finished = matches!(c.status, CellStatus::Completed | CellStatus::Diverged);
+        let on_disk = traces
+            .get(&(c.arm.clone(), c.seed))
+            .map_or(0, |t| t.steps.len() as u64);
+        if finished && on_disk < c.steps {
+            done.complete = done.complete.saturating_sub(1);
+            done.problems.push(format!(
+                "{}/seed-{}: trace.csv has {on_disk} of the {} steps the manifest lists",
+                c.arm, c.seed, c.steps
+            ));
+        }
+    }
+    Ok((manifest, traces, done))
+}
+
+/// What `run` found in its output folder.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Held until the run ends: a second writer is refused meanwhile.
+    pub lock: fsio::DirLock,
+    /// The manifest of an unfinished run of the same scenario, whose finished cells are kept.
+    pub resume: Option<Manifest>,
+}
+
+/// What identifies a run: the scenario's name (the same scenario may be edited and run
+/// again into its folder), and the text, device and shard that must all match to resume.
+pub struct RunIdentity<'a> {
+    pub name: &'a str,
+    pub source: &'a str,
+    pub device: &'a str,
+    pub shard: Option<[usize; 2]>,
+}
+
+/// Makes `out` ready for a run: created fresh, or a run of the same scenario (by name),
+/// resumed when it was left unfinished with the same text, device and shard, and redone
+/// otherwise; another scenario's run is replaced only with `force`, and then only what
+/// dropscope wrote there is removed. A folder that holds other files is refused: the run
+/// would write over them.
+pub fn prepare_out(out: &Path, id: &RunIdentity<'_>, force: bool) -> Result<Prepared, InputError> {
+    if out.exists() && !out.is_dir() {
+        return Err(InputError::new(out, "exists and is not a folder").field("--out"));
+    }
+    std::fs::create_dir_all(out).map_err(|e| InputError::io(out, &e))?;
+    let lock = fsio::DirLock::acquire(out)?;
+    if !out.join("manifest.json").exists() {
+        if !fsio::is_empty_dir(out) {
+            return Err(InputError::new(
+                out,
+                "is not empty and holds no dropscope run (no manifest.json); choose a new or empty folder",
+            )
+            .field("--out"));
+        }
+        return Ok(Prepared { lock, resume: None });
+    }
+    let old = match Manifest::read(out) {
+        Ok(m) => m,
+        Err(_) if force => {
+            remove_run_files(out, None);
+            return Ok(Prepared { lock, resume: None });
+        }
+        Err(e) => {
+            return Err(InputError::new(
+                out,
+                format!("holds a manifest.json dropscope cannot read ({e}); pass --force to replace the run"),
+            )
+            .field("--out"));
+        }
+    };
+    if old.scenario.name != id.name && !force {
+        return Err(InputError::new(
+            out,
+            format!(
+                "holds a run of another scenario ('{}', not '{}'); pass --force to replace it, \
+                 or choose another --out",
+                old.scenario.name, id.name
+            ),
+        )
+        .field("--out"));
+    }
+    let same_run =
+        old.scenario.source == id.source && old.device == id.device && old.shard == id.shard;
+    if same_run && !force && !old.completeness().is_complete() {
+        return Ok(Prepared {
+            lock,
+            resume: Some(old),
+        });
+    }
+    remove_run_files(out, Some(&old));
+    Ok(Prepared { lock, resume: None })
+}
+
+/// Removes what a run wrote in `out` (manifest, report, each cell's trace and validation
+/// files, then the cell and arm folders if that left them empty), and nothing else.
+fn remove_run_files(out: &Path, old: Option<&Manifest>) {
+    let _ = std::fs::remove_file(out.join("manifest.json"));
+    let _ = std::fs::remove_dir_all(out.join("report"));
+    for c in old.map(|m| m.cells.as_slice()).unwrap_or_default() {
+        let Some(dir) = fsio::inside(out, &c.dir) else {
+            continue;
+        };
+        for f in ["trace.csv", "val.csv"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        // remove_dir only removes empty folders: a user's file keeps its folder.
+        let _ = std::fs::remove_dir(&dir);
+        if let Some(arm) = dir.parent().filter(|p| *p != out) {
+            let _ = std::fs::remove_dir(arm);
+        }
+    }
+}
+
+/// True when a cell of an earlier run can be kept: it finished, and its trace on disk has
+/// every step the manifest lists.
+pub fn finished_on_disk(run: &Path, m: &Manifest, c: &crate::manifest::CellInfo) -> bool {
+    let done = matches!(c.status, CellStatus::Completed | CellStatus::Diverged);
+    let rows = std::fs::read(m.cell_dir(run, c).join("trace.csv"))
+        .map(|b| b.iter().filter(|&&x| x == b'\n').count().saturating_sub(1) as u64)
+        .unwrap_or(0);
+    done && rows == c.steps
 }

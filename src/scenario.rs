@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -313,7 +314,7 @@ impl ExpectSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExpectRules {
     /// Causes that must be named (see `attribute::Cause`).
@@ -327,7 +328,24 @@ pub struct ExpectRules {
     pub max_best_val_loss: Option<f64>,
     /// No overfitting verdict starting before this epoch.
     pub no_overfitting_before_epoch: Option<u64>,
+    /// A loss that turns NaN or infinite fails the check; on by default, since a diverged
+    /// run that passes its other expectations is still broken (set false to allow it).
     pub no_divergence: bool,
+}
+
+impl Default for ExpectRules {
+    fn default() -> Self {
+        ExpectRules {
+            causes: Vec::new(),
+            not_causes: Vec::new(),
+            max_unexplained_drops: None,
+            drops_only_at: None,
+            max_final_val_loss: None,
+            max_best_val_loss: None,
+            no_overfitting_before_epoch: None,
+            no_divergence: true,
+        }
+    }
 }
 
 /// A scenario with every vary level applied: what one arm trains.
@@ -361,6 +379,14 @@ impl ScenarioFile {
     /// and to resolve a CSV data path).
     pub fn parse(path: &Path, source: &str) -> Result<Self, InputError> {
         let raw: toml::Value = toml::from_str(source).map_err(|e| toml_error(path, source, &e))?;
+        if raw.as_table().is_some_and(|t| t.is_empty()) {
+            return Err(InputError::new(
+                path,
+                "the scenario is empty: nothing says what to train (start from a bundled one: \
+                 `dropscope scenario show epoch-memorization`)",
+            )
+            .at_line(1));
+        }
         let mut scenario: Scenario =
             toml::from_str(source).map_err(|e| toml_error(path, source, &e))?;
         if scenario.name.is_empty() {
@@ -373,6 +399,7 @@ impl ScenarioFile {
         resolve_data_path(&mut scenario, base_dir);
         validate(&scenario, path, source, None)?;
         let arms = expand(&scenario, &raw, path, source, base_dir)?;
+        validate_expect(&scenario, path, source)?;
         let expect_arms: Vec<&String> = scenario
             .expect
             .as_ref()
@@ -454,8 +481,27 @@ fn line_of_offset(source: &str, offset: usize) -> u64 {
         + 1
 }
 
+/// serde's messages name Rust types ("expected u64"); a scenario's author thinks in TOML.
+fn plain_types(message: &str) -> String {
+    const NAMES: [(&str, &str); 10] = [
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected usize", "expected a whole number >= 0"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a sequence", "expected a list such as [1, 2]"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a borrowed string", "expected a string in quotes"),
+        ("invalid type: ", ""),
+    ];
+    NAMES
+        .iter()
+        .fold(message.to_string(), |m, (from, to)| m.replace(from, to))
+}
+
 fn toml_error(path: &Path, source: &str, e: &toml::de::Error) -> InputError {
-    let mut err = InputError::new(path, e.message().trim().to_string());
+    let mut err = InputError::new(path, plain_types(e.message().trim()));
     if let Some(span) = e.span() {
         let line = line_of_offset(source, span.start);
         err = err.at_line(line);
@@ -575,6 +621,33 @@ fn located(path: &Path, source: &str, dotted: &str) -> InputError {
     e
 }
 
+/// Rejects `[expect]` names that would never match (a misspelled cause or event type)
+/// before any training, at their line.
+fn validate_expect(s: &Scenario, path: &Path, source: &str) -> Result<(), InputError> {
+    let Some(spec) = &s.expect else {
+        return Ok(());
+    };
+    let tables = std::iter::once(("expect.all".to_string(), &spec.all))
+        .chain(spec.arm.iter().map(|(n, r)| (format!("expect.arm.{n}"), r)));
+    for (table, rules) in tables {
+        if let Err(msg) = crate::check::validate_rules(rules) {
+            let key = if msg.contains("event type") {
+                "drops_only_at"
+            } else if rules
+                .not_causes
+                .iter()
+                .any(|c| crate::attribute::Cause::from_str(c).is_err())
+            {
+                "not_causes"
+            } else {
+                "causes"
+            };
+            return Err(located(path, source, &format!("{table}.{key}")).message_with(msg));
+        }
+    }
+    Ok(())
+}
+
 /// Where a value came from, for error messages: the scenario's own line or a vary level.
 struct Origin<'a> {
     vary_index: usize,
@@ -597,6 +670,15 @@ fn validate(
     };
     if s.seeds.is_empty() {
         return Err(bad("seeds", "needs at least one seed".into()));
+    }
+    // A repeated seed trains the same trace twice and counts it as two seeds' evidence.
+    if let Some(dup) = s
+        .seeds
+        .iter()
+        .enumerate()
+        .find_map(|(i, x)| s.seeds[..i].contains(x).then_some(x))
+    {
+        return Err(bad("seeds", format!("seed {dup} is listed twice")));
     }
     let d = &s.data;
     match d.source {
@@ -841,6 +923,14 @@ fn expand(
     let full = toml::Value::try_from(s).map_err(|e| InputError::new(path, e.to_string()))?;
     for (i, f) in s.vary.iter().enumerate() {
         let at = |field: &str| located(path, source, &format!("vary.{i}.{field}"));
+        if let Some(j) = s.vary[..i].iter().position(|g| g.path == f.path) {
+            return Err(at("path")
+                .field(format!("vary[{i}].path"))
+                .message_with(format!(
+                    "'{}' is already varied by vary[{j}]; put all its levels in one [[vary]]",
+                    f.path
+                )));
+        }
         let top = f.path.split('.').next().unwrap_or("");
         if (!["data", "model", "train"].contains(&top) || get_path(&full, &f.path).is_none())
             && !known_optional(&f.path)
@@ -986,6 +1076,23 @@ pub const BUNDLED: &[(&str, &str)] = &[
 /// Loads a scenario by path, or by bundled name when no such file exists.
 pub fn load(arg: &str) -> Result<ScenarioFile, InputError> {
     let p = Path::new(arg);
+    if p.is_dir() {
+        return Err(InputError::new(
+            p,
+            "is a folder, not a scenario file (a run folder? use `dropscope report` or `check`)",
+        ));
+    }
+    let log_ext = ["csv", "tsv", "jsonl", "json", "log", "txt"];
+    if p.exists()
+        && p.extension()
+            .is_some_and(|e| log_ext.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+    {
+        return Err(InputError::new(
+            p,
+            "looks like a training log, not a scenario (.toml): to explain a log, run \
+             `dropscope investigate` on it",
+        ));
+    }
     if p.exists() {
         return ScenarioFile::load(p);
     }

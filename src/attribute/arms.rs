@@ -41,6 +41,20 @@ pub struct ArmAnalysis {
 }
 
 impl ArmAnalysis {
+    /// This arm's cells whose loss turned NaN or infinite for good.
+    pub fn diverged_cells(&self) -> Vec<DivergedCell> {
+        self.cells
+            .iter()
+            .filter_map(|c| {
+                c.analysis.diverged_at.map(|step| DivergedCell {
+                    arm: self.name.clone(),
+                    seed: c.seed,
+                    step,
+                })
+            })
+            .collect()
+    }
+
     /// Causes named in every analysed seed.
     pub fn consistent_causes(&self) -> Vec<Cause> {
         self.causes
@@ -74,7 +88,10 @@ pub struct FactorEffect {
     /// bootstrap interval over seeds.
     pub difference: Interval,
     pub explains: bool,
-    pub statement: String,
+    /// The most affected level (compared with `control`).
+    pub top: usize,
+    /// Index of the control level in `levels`.
+    pub control: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,8 +101,22 @@ pub struct RunAnalysis {
     pub description: String,
     pub arms: Vec<ArmAnalysis>,
     pub factors: Vec<FactorEffect>,
-    /// One sentence per finding, most important first.
-    pub headline: Vec<String>,
+}
+
+/// A cell whose loss turned NaN or infinite for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DivergedCell {
+    pub arm: String,
+    pub seed: u64,
+    /// The step from which every loss is NaN or infinite.
+    pub step: u64,
+}
+
+impl RunAnalysis {
+    /// Every analysed cell that diverged, in arm and seed order.
+    pub fn diverged_cells(&self) -> Vec<DivergedCell> {
+        self.arms.iter().flat_map(|a| a.diverged_cells()).collect()
+    }
 }
 
 /// The number a factor comparison uses for a cause, per cell.
@@ -110,7 +141,7 @@ fn statistic(a: &TraceAnalysis, cause: Cause) -> (f64, &'static str) {
         ),
         Cause::RunningMeanArtifact => (
             a.running_mean.as_ref().map(|r| r.slope).unwrap_or(0.0),
-            "slope of log|step change| against log position in the epoch",
+            "how fast step-to-step changes shrink within an epoch (-1 for a running mean, 0 for per-step losses)",
         ),
         Cause::DataOrder => (
             a.data_order.as_ref().map(|d| d.eta_squared).unwrap_or(0.0),
@@ -189,14 +220,12 @@ pub fn analyze_run(
         });
     }
     let factors = compare_factors(manifest, &arms, opts.seed);
-    let headline = headline(&arms, &factors);
     RunAnalysis {
         schema_version: super::SCHEMA_VERSION,
         scenario: manifest.scenario.name.clone(),
         description: manifest.scenario.description.clone(),
         arms,
         factors,
-        headline,
     }
 }
 
@@ -267,38 +296,22 @@ fn compare_factors(manifest: &Manifest, arms: &[ArmAnalysis], seed: u64) -> Vec<
                     }
                 })
                 .collect();
-            let Some(ctrl) = lv.iter().find(|l| l.is_control) else {
+            let Some(ci) = lv.iter().position(|l| l.is_control) else {
                 continue;
             };
-            let Some(top) = lv.iter().filter(|l| !l.is_control).max_by(|a, b| {
-                (a.seeds_named as f64 / a.seeds.max(1) as f64)
-                    .total_cmp(&(b.seeds_named as f64 / b.seeds.max(1) as f64))
-            }) else {
+            let share = |l: &LevelEffect| l.seeds_named as f64 / l.seeds.max(1) as f64;
+            let Some(ti) = (0..lv.len())
+                .filter(|&i| i != ci)
+                .max_by(|&a, &b| share(&lv[a]).total_cmp(&share(&lv[b])))
+            else {
                 continue;
             };
+            let (ctrl, top) = (&lv[ci], &lv[ti]);
             let difference = bootstrap_diff(&ctrl.per_seed, &top.per_seed, seed ^ 0x5eed, 2000);
             let explains = top.seeds > 0
                 && top.seeds_named == top.seeds
                 && ctrl.seeds_named == 0
                 && ctrl.seeds > 0;
-            let statement = format!(
-                "{factor} = {} {} {cause}: named in {}/{} seeds, vs {}/{} at the control level {}; {} differs by {:+.3} (95% CI [{:+.3}, {:+.3}])",
-                level_text(&top.level),
-                if explains {
-                    "explains"
-                } else {
-                    "does not consistently explain"
-                },
-                top.seeds_named,
-                top.seeds,
-                ctrl.seeds_named,
-                ctrl.seeds,
-                level_text(&ctrl.level),
-                stat_name,
-                difference.estimate,
-                difference.low,
-                difference.high,
-            );
             out.push(FactorEffect {
                 factor: factor.clone(),
                 cause,
@@ -306,7 +319,8 @@ fn compare_factors(manifest: &Manifest, arms: &[ArmAnalysis], seed: u64) -> Vec<
                 levels: lv,
                 difference,
                 explains,
-                statement,
+                top: ti,
+                control: ci,
             });
         }
     }
@@ -319,30 +333,4 @@ pub fn level_text(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn headline(arms: &[ArmAnalysis], factors: &[FactorEffect]) -> Vec<String> {
-    let mut out: Vec<String> = factors
-        .iter()
-        .filter(|f| f.explains)
-        .map(|f| f.statement.clone())
-        .collect();
-    for a in arms {
-        let causes = a.consistent_causes();
-        let label = if causes.is_empty() {
-            "no cause named in every seed".to_string()
-        } else {
-            causes
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        out.push(format!(
-            "arm {}{}: {label}",
-            a.name,
-            if a.is_control { " (control)" } else { "" }
-        ));
-    }
-    out
 }

@@ -6,6 +6,7 @@
 
 pub mod arms;
 pub mod overfit;
+pub mod period;
 pub mod signatures;
 pub mod stats;
 
@@ -21,12 +22,19 @@ use crate::detect::{self, DetectConfig, Detection, DropShape, Prepared};
 use crate::events::{self, EventKind, Events};
 use crate::trace::{LogMode, Trace};
 
-pub use arms::{ArmAnalysis, FactorEffect, RunAnalysis, analyze_run};
-pub use overfit::{OverfitVerdict, Overfitting};
+pub use arms::{ArmAnalysis, DivergedCell, FactorEffect, RunAnalysis, analyze_run};
+pub use overfit::{OverfitVerdict, Overfitting, TrendTest, TrendWindow};
+pub use period::{Hint, RecurringDrops};
 pub use signatures::{DataOrderTest, FoldedProfile, LastBatchTest, RunningMeanTest};
 pub use stats::Interval;
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Fewest positive finite losses worth analysing. A drop is the gap between a line on
+/// each side (at least 3 points each) measured against noise estimated from first
+/// differences; with fewer than 20 points no drop can reach the detector's |z| of 4 apart
+/// from a bend of the curve, and "no drop" would read as an answer when it is none.
+pub const MIN_USABLE_LOSSES: usize = 20;
 
 /// The fixed vocabulary of causes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -150,7 +158,37 @@ pub struct CauseFinding {
     pub level: ConfidenceLevel,
     /// The effect at its events in log-loss (negative = drop), with a 95% interval.
     pub effect_log: Option<Interval>,
+    /// Named by its own test: at its events (epoch starts, LR decreases, warm restarts)
+    /// or by its within-epoch signature (running mean, data order, last batch). False for
+    /// causes that only the detected drops name (`loss_spike`, `unexplained`) and `none`.
+    pub named_by_test: bool,
+    /// Detected drops attributed to it.
+    pub drops_explained: usize,
     pub evidence: Vec<String>,
+}
+
+/// What a cause rests on: its own test, the detected drops it explains, or both. A cause
+/// its test named need not explain any detected drop (many small drops at its events can
+/// be significant together though none is alone), and a report must say which it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    Test,
+    Drops,
+    Both,
+    /// `none`: nothing was found.
+    Neither,
+}
+
+impl CauseFinding {
+    pub fn basis(&self) -> Basis {
+        match (self.named_by_test, self.drops_explained > 0) {
+            (true, true) => Basis::Both,
+            (true, false) => Basis::Test,
+            (false, true) => Basis::Drops,
+            (false, false) => Basis::Neither,
+        }
+    }
 }
 
 /// The targeted tests at one event type.
@@ -192,7 +230,8 @@ pub struct ExplainedDrop {
     pub z: f64,
     pub shape: DropShape,
     pub explained_by: Cause,
-    /// The event it sits at, if any.
+    /// The event it sits at, if any: for a drop an event cause explains, the nearest event
+    /// of that cause's kind (so the two columns of a drop table never disagree).
     pub event: Option<EventKind>,
 }
 
@@ -202,7 +241,11 @@ pub struct TraceAnalysis {
     pub name: String,
     pub n_steps: usize,
     pub steps_per_epoch: Option<f64>,
+    /// The loss turned NaN or infinite for good: `diverged_at.is_some()`.
     pub diverged: bool,
+    /// The step from which every loss is NaN or infinite (the analysis covers the steps
+    /// before it); from the cleaning report.
+    pub diverged_at: Option<u64>,
     pub log_mode: Option<LogMode>,
     pub events: Events,
     pub detection: Detection,
@@ -215,6 +258,8 @@ pub struct TraceAnalysis {
     pub drops: Vec<ExplainedDrop>,
     pub unexplained_drops: Vec<u64>,
     pub overfitting: Overfitting,
+    /// What the log does not say but the drops suggest (see [`period`]).
+    pub hints: Vec<Hint>,
 }
 
 impl TraceAnalysis {
@@ -668,6 +713,8 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
                 ConfidenceLevel::Medium
             },
             effect_log: stat_of(EventKind::EpochStart).map(|s| s.median_effect_log),
+            named_by_test: true,
+            drops_explained: 0,
             evidence,
         });
     }
@@ -698,15 +745,23 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
                 confidence: (1.0 - p_adj).clamp(0.0, 0.999),
                 level: level_of(p_adj, frac),
                 effect_log: Some(s.median_effect_log),
+                named_by_test: true,
+                drops_explained: 0,
                 evidence: vec![format!(
-                    "{} of {} {}s show a significant {} (median {:+.3} log-loss, 95% CI [{:+.3}, {:+.3}]); against {}: p = {:.3} (Holm-adjusted {:.3})",
+                    "{} of {} {}s show a significant {} (median {:+.3} log-loss, {}); against {}: p = {:.3} (Holm-adjusted {:.3})",
                     sig,
                     s.n_tested,
                     kind.label(),
                     if want_drop { "drop" } else { "rise" },
                     s.median_effect_log.estimate,
-                    s.median_effect_log.low,
-                    s.median_effect_log.high,
+                    if s.median_effect_log.has_bounds() {
+                        format!(
+                            "95% CI [{:+.3}, {:+.3}]",
+                            s.median_effect_log.low, s.median_effect_log.high
+                        )
+                    } else {
+                        "one event, no CI".to_string()
+                    },
                     s.null,
                     if want_drop { s.p_drop } else { s.p_rise },
                     p_adj
@@ -772,6 +827,8 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
                 ConfidenceLevel::Medium
             },
             effect_log: None,
+            named_by_test: true,
+            drops_explained: 0,
             evidence: vec![format!(
                 "the position within the epoch explains {:.0}% of the within-epoch variation beyond a per-epoch trend (F = {:.1}, p = {:.1e}); the pattern repeats (even vs odd epochs r = {:.2})",
                 100.0 * d.eta_squared,
@@ -806,6 +863,8 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
                 ConfidenceLevel::Medium
             },
             effect_log: None,
+            named_by_test: true,
+            drops_explained: 0,
             evidence,
         });
     }
@@ -874,6 +933,29 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         } else {
             Cause::Unexplained
         };
+        // The event column names the event that ties the drop to its cause, where the
+        // nearest event of any kind could be another (a last batch one step before the
+        // epoch start that explains it).
+        let tied: &[EventKind] = match explained_by {
+            Cause::EpochBoundary => &[EventKind::EpochStart],
+            Cause::LrChange => &[EventKind::LrDecrease],
+            Cause::WarmRestart => &[EventKind::WarmRestart],
+            Cause::LastBatch => &[EventKind::LastBatch, EventKind::EpochStart],
+            _ => &[],
+        };
+        let reach = tol
+            + if explained_by == Cause::LrChange {
+                LR_AFTERMATH as u64
+            } else {
+                0
+            };
+        let event = ev
+            .events
+            .iter()
+            .filter(|e| tied.contains(&e.kind) && e.step.abs_diff(d.step) <= reach)
+            .min_by_key(|e| e.step.abs_diff(d.step))
+            .map(|e| e.kind)
+            .or(event);
         drops.push(ExplainedDrop {
             step: d.step,
             log: d.log,
@@ -894,6 +976,8 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
             confidence: 0.9,
             level: ConfidenceLevel::Medium,
             effect_log: None,
+            named_by_test: false,
+            drops_explained: 0,
             evidence: vec![format!(
                 "{} drop(s) only fall back after a spike (steps {})",
                 spikes_recovered.len(),
@@ -912,6 +996,8 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
             confidence: 0.5,
             level: ConfidenceLevel::Low,
             effect_log: None,
+            named_by_test: false,
+            drops_explained: 0,
             evidence: vec![format!(
                 "{} significant drop(s) at no known event (steps {})",
                 unexplained.len(),
@@ -925,8 +1011,13 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
             confidence: 0.5,
             level: ConfidenceLevel::Medium,
             effect_log: None,
+            named_by_test: false,
+            drops_explained: 0,
             evidence: vec!["no significant drop, at events or elsewhere".into()],
         });
+    }
+    for f in &mut causes {
+        f.drops_explained = drops.iter().filter(|d| d.explained_by == f.cause).count();
     }
     let final_train = trace
         .steps
@@ -934,11 +1025,22 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         .rev()
         .find(|s| s.loss.is_finite())
         .map(|s| s.loss);
+    // Without epochs, drops that recur at a fixed distance suggest the epoch length.
+    let hints = if ev.steps_per_epoch.is_none() {
+        period::recurring_drops(&detection, opts.seed)
+            .map(Hint::RecurringDrops)
+            .into_iter()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let diverged_at = detection.cleaning.diverged_at;
     TraceAnalysis {
         name: trace.name.clone(),
         n_steps: trace.steps.len(),
         steps_per_epoch: ev.steps_per_epoch,
-        diverged: trace.diverged(),
+        diverged: diverged_at.is_some(),
+        diverged_at,
         log_mode: trace.log_mode,
         events: ev,
         detection,
@@ -951,6 +1053,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         drops,
         unexplained_drops: unexplained,
         overfitting: overfit::assess(&trace.val, final_train),
+        hints,
     }
 }
 

@@ -30,6 +30,31 @@ impl OverfitVerdict {
     }
 }
 
+/// Which question a verdict's trend test answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrendTest {
+    /// Does validation loss rise over the epochs after its best one? (decides `overfitting`)
+    RiseAfterBest,
+    /// Does validation loss still fall over the last part of training? (decides
+    /// `not_overfitting` against `plateau`)
+    RecentFall,
+}
+
+/// The one window of validation points a verdict was decided on, and its statistics:
+/// what a report shows is exactly what was tested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendWindow {
+    pub test: TrendTest,
+    pub from_epoch: u64,
+    pub to_epoch: u64,
+    pub points: usize,
+    /// Theil-Sen slope of validation loss per epoch over the window.
+    pub slope_per_epoch: f64,
+    /// Mann-Kendall two-sided p-value of the window's trend.
+    pub p_value: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Overfitting {
     pub verdict: OverfitVerdict,
@@ -39,19 +64,45 @@ pub struct Overfitting {
     pub best_epoch: Option<u64>,
     pub best_val_loss: Option<f64>,
     pub final_val_loss: Option<f64>,
-    /// Theil-Sen slope of validation loss per epoch over the tested window.
-    pub recent_slope_per_epoch: Option<f64>,
-    /// Mann-Kendall two-sided p-value of that window's trend.
-    pub trend_p_value: Option<f64>,
+    /// The window and statistic the verdict rests on (None when there were too few points).
+    pub window: Option<TrendWindow>,
     /// Final validation loss minus final training loss (evaluated in eval mode when logged).
     pub gap: Option<f64>,
     pub message: String,
 }
 
-/// Epochs after the best one needed before a rise can be called systematic.
-const MIN_RISE_POINTS: usize = 4;
+/// Validation points after the best one needed before a rise can be called systematic:
+/// with fewer, a steady rise cannot reach p < 0.05 in a two-sided Mann-Kendall test (5
+/// rising points give p = 0.03, 4 give p = 0.09).
+pub const MIN_EPOCHS_AFTER_BEST: usize = 5;
+/// Fewest points in the "still falling?" window: a rank test on fewer cannot be significant.
+const MIN_RECENT_POINTS: usize = 6;
 const ALPHA: f64 = 0.05;
 
+/// The window's statistics and its Mann-Kendall S (positive for a rise).
+fn window(pts: &[&ValRecord], test: TrendTest) -> (TrendWindow, f64) {
+    let y: Vec<f64> = pts.iter().map(|v| v.val_loss).collect();
+    let (s, p) = mann_kendall(&y);
+    let w = TrendWindow {
+        test,
+        from_epoch: pts.first().map_or(0, |v| v.epoch),
+        to_epoch: pts.last().map_or(0, |v| v.epoch),
+        points: pts.len(),
+        slope_per_epoch: theil_sen(&y),
+        p_value: p,
+    };
+    (w, s)
+}
+
+/// The verdict, from one test on one window:
+/// - `overfitting` when at least [`MIN_EPOCHS_AFTER_BEST`] validation points follow the best
+///   one and they rise (Mann-Kendall over those points, the best left out, S > 0 and
+///   p < 0.05) to end above the best;
+/// - otherwise `not_overfitting` when validation loss falls over the last half of training
+///   (at least 6 points; same test, S < 0), else `plateau`.
+///
+/// The best point is left out of the rise test: it is the minimum by construction, and
+/// would make any flat, noisy curve after it look like a rise.
 pub fn assess(val: &[ValRecord], final_train_loss: Option<f64>) -> Overfitting {
     let pts: Vec<&ValRecord> = val.iter().filter(|v| v.val_loss.is_finite()).collect();
     let mut out = Overfitting {
@@ -60,14 +111,16 @@ pub fn assess(val: &[ValRecord], final_train_loss: Option<f64>) -> Overfitting {
         best_epoch: None,
         best_val_loss: None,
         final_val_loss: None,
-        recent_slope_per_epoch: None,
-        trend_p_value: None,
+        window: None,
         gap: None,
         message: String::new(),
     };
     if pts.len() < 3 {
-        out.message =
-            "too few validation points to judge overfitting (need at least 3 epochs)".into();
+        out.message = if val.is_empty() {
+            "no validation data: overfitting cannot be judged (pass --val)".into()
+        } else {
+            "too few validation points to judge overfitting (need at least 3 epochs)".into()
+        };
         return out;
     }
     let (bi, best) = pts
@@ -83,51 +136,76 @@ pub fn assess(val: &[ValRecord], final_train_loss: Option<f64>) -> Overfitting {
     let train_final = last.train_loss_eval.or(final_train_loss);
     out.gap = train_final.map(|t| last.val_loss - t);
 
-    let after: Vec<f64> = pts[bi..].iter().map(|v| v.val_loss).collect();
-    // The window for "still falling?": the last half of training, at least 6 epochs (fewer
-    // points cannot reach significance with a rank test).
-    let w = (pts.len() / 2).max(6).min(pts.len());
-    let recent: Vec<f64> = pts[pts.len() - w..].iter().map(|v| v.val_loss).collect();
-    let (s_recent, p_recent) = mann_kendall(&recent);
-    out.recent_slope_per_epoch = Some(theil_sen(&recent));
-    out.trend_p_value = Some(p_recent);
-
-    let rising_after_best = after.len() > MIN_RISE_POINTS && {
-        let (s, p) = mann_kendall(&after);
-        s > 0.0 && p < ALPHA
-    };
+    let after = &pts[bi + 1..];
+    if after.len() >= MIN_EPOCHS_AFTER_BEST {
+        let (w, s) = window(after, TrendTest::RiseAfterBest);
+        if s > 0.0 && w.p_value < ALPHA && last.val_loss > best.val_loss {
+            out.verdict = OverfitVerdict::Overfitting;
+            out.started_epoch = Some(after[0].epoch);
+            out.message = format!(
+                "overfitting: validation loss has risen over the {} epochs after its best (epochs {}-{}: {:+.4} per epoch, Mann-Kendall p = {}); best {:.4} at epoch {}, now {:.4}; keep the epoch-{} checkpoint",
+                w.points,
+                w.from_epoch,
+                w.to_epoch,
+                w.slope_per_epoch,
+                p_text(w.p_value),
+                best.val_loss,
+                best.epoch,
+                last.val_loss,
+                best.epoch
+            );
+            out.window = Some(w);
+            return out;
+        }
+    }
+    let n = (pts.len() / 2).max(MIN_RECENT_POINTS).min(pts.len());
+    let (w, s) = window(&pts[pts.len() - n..], TrendTest::RecentFall);
     let gap_note = match out.gap {
-        Some(g) if g > 0.0 => format!(
-            " The train/validation gap ({g:.3}) alone is not overfitting: a gap is typical."
-        ),
+        Some(g) if g > 0.0 => {
+            format!(
+                "; the train/validation gap ({g:.3}) alone is not overfitting: a gap is typical"
+            )
+        }
         _ => String::new(),
     };
-    if rising_after_best && last.val_loss > best.val_loss {
-        out.verdict = OverfitVerdict::Overfitting;
-        out.started_epoch = Some(pts[(bi + 1).min(pts.len() - 1)].epoch);
-        out.message = format!(
-            "overfitting: validation loss has risen systematically since epoch {} (best {:.4} at epoch {}, now {:.4}); keep the epoch-{} checkpoint.{}",
-            out.started_epoch.unwrap_or(best.epoch),
-            best.val_loss,
-            best.epoch,
-            last.val_loss,
-            best.epoch,
-            gap_note
-        );
-    } else if s_recent < 0.0 && p_recent < ALPHA {
-        out.verdict = OverfitVerdict::NotOverfitting;
-        out.message = format!(
-            "not overfitting: validation loss is still falling ({:+.4} per epoch over the last {w} epochs); keep training if you care.{gap_note}",
-            out.recent_slope_per_epoch.unwrap_or(0.0)
-        );
+    let falling = s < 0.0 && w.p_value < ALPHA;
+    out.verdict = if falling {
+        OverfitVerdict::NotOverfitting
     } else {
-        out.verdict = OverfitVerdict::Plateau;
-        out.message = format!(
-            "not overfitting: validation loss has flattened (no systematic rise over the last {w} epochs); best {:.4} at epoch {}.{gap_note}",
-            best.val_loss, best.epoch
-        );
-    }
+        OverfitVerdict::Plateau
+    };
+    out.message = format!(
+        "{}: validation loss {} over epochs {}-{} ({:+.4} per epoch, Mann-Kendall p = {}){}{gap_note}",
+        if falling {
+            "not overfitting"
+        } else {
+            "not overfitting (plateau)"
+        },
+        if falling {
+            "is still falling"
+        } else {
+            "neither falls nor rises systematically"
+        },
+        w.from_epoch,
+        w.to_epoch,
+        w.slope_per_epoch,
+        p_text(w.p_value),
+        if falling {
+            "; keep training if you care"
+        } else {
+            ""
+        },
+    );
+    out.window = Some(w);
     out
+}
+
+fn p_text(p: f64) -> String {
+    if p < 1e-3 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.3}")
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +243,43 @@ mod tests {
         assert_eq!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
         assert_eq!(o.best_epoch, Some(3));
         assert_eq!(o.started_epoch, Some(4));
+        // The window shown is the one tested: the epochs after the best.
+        let w = o.window.as_ref().unwrap();
+        assert_eq!(w.test, TrendTest::RiseAfterBest);
+        assert_eq!((w.from_epoch, w.to_epoch, w.points), (4, 9, 6));
+        assert!(w.slope_per_epoch > 0.0 && w.p_value < 0.05);
+        assert!(!o.message.contains("gap"), "{}", o.message);
+    }
+
+    #[test]
+    fn a_flat_noisy_curve_after_its_minimum_is_not_overfitting() {
+        // Fresh data every epoch: validation loss only wobbles. The minimum is at epoch 6,
+        // and the points after it are all above it by construction; that alone is no rise.
+        let v = [
+            1.0, 0.8, 0.7, 0.66, 0.655, 0.662, 0.648, 0.657, 0.651, 0.66, 0.653, 0.656,
+        ];
+        let o = assess(&val(&v), None);
+        assert_ne!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
+        let w = o.window.as_ref().unwrap();
+        assert_eq!(w.test, TrendTest::RecentFall);
+        // The message quotes the window's own numbers.
+        assert!(
+            o.message
+                .contains(&format!("epochs {}-{}", w.from_epoch, w.to_epoch)),
+            "{}",
+            o.message
+        );
+    }
+
+    #[test]
+    fn four_rising_epochs_after_the_best_are_too_few_to_call() {
+        let v = [1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.45, 0.5, 0.55, 0.6];
+        let o = assess(&val(&v), None);
+        assert_ne!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
+        let mut longer = v.to_vec();
+        longer.push(0.65);
+        let o = assess(&val(&longer), None);
+        assert_eq!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
     }
 
     #[test]

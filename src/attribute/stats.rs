@@ -18,6 +18,21 @@ pub struct Interval {
 }
 
 impl Interval {
+    /// An estimate without an interval (from a single value): NaN bounds, `null` in JSON.
+    pub fn point(estimate: f64) -> Self {
+        Interval {
+            estimate,
+            low: f64::NAN,
+            high: f64::NAN,
+            level: 0.95,
+        }
+    }
+
+    /// Whether there is an interval at all (more than one value went into it).
+    pub fn has_bounds(&self) -> bool {
+        self.low.is_finite() && self.high.is_finite()
+    }
+
     pub fn excludes_zero(&self) -> bool {
         self.low > 0.0 || self.high < 0.0
     }
@@ -58,16 +73,12 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
 }
 
-/// Percentile-bootstrap interval of a statistic of one sample.
+/// Percentile-bootstrap interval of a statistic of one sample. One value has no
+/// interval: its bounds are NaN (resampling it would give a zero-width "interval").
 pub fn bootstrap(v: &[f64], stat: fn(&[f64]) -> f64, seed: u64, reps: usize) -> Interval {
     let estimate = stat(v);
     if v.len() < 2 {
-        return Interval {
-            estimate,
-            low: estimate,
-            high: estimate,
-            level: 0.95,
-        };
+        return Interval::point(estimate);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut boots = Vec::with_capacity(reps);
@@ -86,16 +97,12 @@ pub fn bootstrap(v: &[f64], stat: fn(&[f64]) -> f64, seed: u64, reps: usize) -> 
     }
 }
 
-/// Percentile-bootstrap interval of mean(b) - mean(a), resampling each group.
+/// Percentile-bootstrap interval of mean(b) - mean(a), resampling each group. A group of
+/// one value has no spread to resample: the bounds are then NaN.
 pub fn bootstrap_diff(a: &[f64], b: &[f64], seed: u64, reps: usize) -> Interval {
     let estimate = mean(b) - mean(a);
-    if a.is_empty() || b.is_empty() {
-        return Interval {
-            estimate,
-            low: f64::NAN,
-            high: f64::NAN,
-            level: 0.95,
-        };
+    if a.len() < 2 || b.len() < 2 {
+        return Interval::point(estimate);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut boots = Vec::with_capacity(reps);
@@ -251,5 +258,13 @@ mod tests {
         assert!(iv.low <= iv.estimate && iv.estimate <= iv.high);
         let d = bootstrap_diff(&[0.0, 0.1, -0.1], &[1.0, 1.1, 0.9], 2, 500);
         assert!(d.excludes_zero() && d.estimate > 0.9);
+    }
+
+    #[test]
+    fn one_value_gives_no_interval_rather_than_a_zero_width_one() {
+        let iv = bootstrap(&[0.3], median, 1, 500);
+        assert_eq!(iv.estimate, 0.3);
+        assert!(!iv.has_bounds() && !iv.excludes_zero());
+        assert!(!bootstrap_diff(&[0.0], &[1.0, 1.1], 2, 500).has_bounds());
     }
 }

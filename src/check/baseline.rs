@@ -10,10 +10,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use super::{BaselineMode, CheckReport};
+use super::{BaselineMode, CheckReport, push_completeness};
 use crate::attribute::{AnalyzeOptions, analyze_trace};
 use crate::error::InputError;
 use crate::events::EventKind;
+use crate::fsio;
 use crate::manifest::Manifest;
 use crate::rundir::{self, Traces};
 use crate::trace::Trace;
@@ -23,8 +24,8 @@ pub const BASELINE_SCHEMA_VERSION: u32 = 1;
 /// What one cell of the baseline achieved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellSummary {
-    /// Mean loss over the last 5% of steps.
-    pub final_loss: f64,
+    /// Mean loss over the last 5% of steps; None when none of them is finite (diverged).
+    pub final_loss: Option<f64>,
     /// First step at which the smoothed loss reaches the arm's threshold (None: never).
     pub steps_to_threshold: Option<u64>,
     pub steps: u64,
@@ -35,8 +36,9 @@ pub struct CellSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArmSummary {
     /// The smoothed loss the baseline reaches half-way through training (median over seeds):
-    /// reaching it later means converging more slowly.
-    pub threshold: f64,
+    /// reaching it later means converging more slowly. None when no seed had a finite
+    /// smoothed loss there (every seed diverged before half-way).
+    pub threshold: Option<f64>,
     pub seeds: BTreeMap<u64, CellSummary>,
 }
 
@@ -97,7 +99,7 @@ fn midpoint_level(t: &Trace) -> f64 {
 }
 
 /// Summarises one cell; `threshold` is the arm's.
-pub fn summarize(t: &Trace, threshold: f64) -> CellSummary {
+pub fn summarize(t: &Trace, threshold: Option<f64>) -> CellSummary {
     let losses = t.losses();
     let tail = (losses.len() / 20).max(1);
     let fin: Vec<f64> = losses[losses.len().saturating_sub(tail)..]
@@ -105,15 +107,10 @@ pub fn summarize(t: &Trace, threshold: f64) -> CellSummary {
         .copied()
         .filter(|v| v.is_finite())
         .collect();
-    let final_loss = if fin.is_empty() {
-        f64::INFINITY
-    } else {
-        fin.iter().sum::<f64>() / fin.len() as f64
-    };
+    let final_loss = (!fin.is_empty()).then(|| fin.iter().sum::<f64>() / fin.len() as f64);
     let s = smoothed(&losses);
-    let steps_to_threshold = s
-        .iter()
-        .position(|&v| v <= threshold)
+    let steps_to_threshold = threshold
+        .and_then(|th| s.iter().position(|&v| v <= th))
         .map(|i| t.steps[i].step);
     let analysis = analyze_trace(
         t,
@@ -126,9 +123,11 @@ pub fn summarize(t: &Trace, threshold: f64) -> CellSummary {
         final_loss,
         steps_to_threshold,
         steps: t.steps.len() as u64,
+        // A NaN would be written as null and not read back: leave such a type out.
         effects: analysis
             .event_stats
             .iter()
+            .filter(|s| s.median_effect_log.estimate.is_finite())
             .map(|s| (s.kind, s.median_effect_log.estimate))
             .collect(),
     }
@@ -148,7 +147,7 @@ fn summarize_run(manifest: &Manifest, traces: &Traces) -> Baseline {
             .filter(|v| v.is_finite())
             .collect();
         mids.sort_by(|a, b| a.total_cmp(b));
-        let threshold = mids.get(mids.len() / 2).copied().unwrap_or(f64::NAN);
+        let threshold = mids.get(mids.len() / 2).copied();
         let seeds = cells
             .iter()
             .map(|(s, t)| (*s, summarize(t, threshold)))
@@ -164,39 +163,70 @@ fn summarize_run(manifest: &Manifest, traces: &Traces) -> Baseline {
     }
 }
 
-fn copy_file(from: &Path, to: &Path) -> Result<(), InputError> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| InputError::io(parent, &e))?;
+/// Refuses a baseline destination that holds something `save` must not replace.
+fn check_destination(base_dir: &Path, force: bool) -> Result<(), InputError> {
+    if !base_dir.exists() || (base_dir.is_dir() && fsio::is_empty_dir(base_dir)) {
+        return Ok(());
     }
-    std::fs::copy(from, to).map_err(|e| InputError::io(from, &e))?;
-    Ok(())
+    let why = if !base_dir.is_dir() {
+        "exists and is not a folder"
+    } else if base_dir.join("baseline.json").is_file() {
+        if force {
+            return Ok(());
+        }
+        "already holds a baseline; pass --force to replace it"
+    } else if base_dir.join("manifest.json").is_file() {
+        "is a run folder, not a baseline: choose a new folder for the baseline"
+    } else {
+        "exists, is not empty and holds no baseline; choose a new folder"
+    };
+    Err(InputError::new(base_dir, why).field("BASE_DIR"))
 }
 
-/// `dropscope baseline save RUN_DIR BASE_DIR`.
-pub fn save(run_dir: &Path, base_dir: &Path) -> Result<Baseline, InputError> {
-    let (manifest, traces) = rundir::load(run_dir)?;
-    std::fs::create_dir_all(base_dir).map_err(|e| InputError::io(base_dir, &e))?;
-    copy_file(
+/// `dropscope baseline save RUN_DIR BASE_DIR`: refuses an incomplete run (a killed cell
+/// would count as a seed), never writes into the run it reads, and replaces an existing
+/// baseline only with `force`, all at once (built beside it, then renamed).
+pub fn save(run_dir: &Path, base_dir: &Path, force: bool) -> Result<Baseline, InputError> {
+    fsio::refuse_overlap(base_dir, "BASE_DIR", &[run_dir])?;
+    check_destination(base_dir, force)?;
+    let (manifest, traces, done) = rundir::load_checked(run_dir)?;
+    if let Some(why) = done.headline() {
+        return Err(InputError::new(
+            run_dir,
+            format!("cannot be a baseline: {why}; finish the run (rerun it) first"),
+        ));
+    }
+    let staged = fsio::StagedDir::new(base_dir)?;
+    fsio::copy_atomic(
         &run_dir.join("manifest.json"),
-        &base_dir.join("manifest.json"),
+        &staged.staging.join("manifest.json"),
     )?;
     for c in &manifest.cells {
         for f in ["trace.csv", "val.csv"] {
-            let src = run_dir.join(&c.dir).join(f);
+            let src = manifest.cell_dir(run_dir, c).join(f);
             if src.is_file() {
-                copy_file(&src, &base_dir.join(&c.dir).join(f))?;
+                fsio::copy_atomic(&src, &manifest.cell_dir(&staged.staging, c).join(f))?;
             }
         }
     }
     let b = summarize_run(&manifest, &traces);
-    let p = base_dir.join("baseline.json");
+    let p = staged.staging.join("baseline.json");
     let text = serde_json::to_string_pretty(&b).map_err(|e| InputError::new(&p, e.to_string()))?;
-    std::fs::write(&p, text + "\n").map_err(|e| InputError::io(&p, &e))?;
+    fsio::write_atomic(&p, (text + "\n").as_bytes())?;
+    staged.commit()?;
     Ok(b)
 }
 
 pub fn load(base_dir: &Path) -> Result<Baseline, InputError> {
     let p = base_dir.join("baseline.json");
+    if !p.is_file() && base_dir.join("manifest.json").is_file() {
+        return Err(InputError::new(
+            base_dir,
+            "is a run folder, not a baseline (no baseline.json); save one with \
+             `dropscope baseline save RUN_DIR BASE_DIR`",
+        )
+        .field("--baseline"));
+    }
     let text = std::fs::read_to_string(&p).map_err(|e| InputError::io(&p, &e))?;
     let b: Baseline = serde_json::from_str(&text)
         .map_err(|e| InputError::new(&p, e.to_string()).at_line(e.line() as u64))?;
@@ -219,12 +249,27 @@ pub fn compare(
     base_dir: &Path,
     opts: &CompareOptions,
 ) -> Result<CheckReport, InputError> {
-    let (manifest, traces) = rundir::load(run_dir)?;
     let base = load(base_dir)?;
+    let (manifest, traces, done) = rundir::load_checked(run_dir)?;
     let mut report = CheckReport::new(format!(
         "dropscope baseline {} ({})",
         base.scenario, opts.mode
     ));
+    push_completeness(&mut report, &done);
+    // A partial cell is not a seed: compare only cells that ran to the end.
+    let traces: Traces = traces
+        .into_iter()
+        .filter(|((arm, seed), _)| {
+            manifest.cells.iter().any(|c| {
+                &c.arm == arm
+                    && c.seed == *seed
+                    && !done
+                        .problems
+                        .iter()
+                        .any(|p| p.starts_with(&format!("{arm}/seed-{seed}:")))
+            })
+        })
+        .collect();
     match opts.mode {
         BaselineMode::Exact | BaselineMode::Tolerance => {
             let base_manifest = Manifest::read(base_dir)?;
@@ -239,13 +284,17 @@ pub fn compare(
                         &subject,
                         "cell present".into(),
                         false,
-                        "the run has no such cell".into(),
+                        format!(
+                            "the run (scenario '{}') has no such cell of the baseline (scenario '{}')",
+                            manifest.scenario.name, base.scenario
+                        ),
                     );
                     continue;
                 };
                 if opts.mode == BaselineMode::Exact {
-                    let a = std::fs::read(run_dir.join(&ours.dir).join("trace.csv")).ok();
-                    let b = std::fs::read(base_dir.join(&c.dir).join("trace.csv")).ok();
+                    let a = std::fs::read(manifest.cell_dir(run_dir, ours).join("trace.csv")).ok();
+                    let b =
+                        std::fs::read(base_manifest.cell_dir(base_dir, c).join("trace.csv")).ok();
                     let same = a.is_some() && a == b;
                     report.push(
                         &subject,
@@ -261,7 +310,7 @@ pub fn compare(
                         },
                     );
                 } else {
-                    let b = crate::import::read_trace_dir(&base_dir.join(&c.dir))?;
+                    let b = crate::import::read_trace_dir(&base_manifest.cell_dir(base_dir, c))?;
                     let empty = Trace::default();
                     let a = traces.get(&(c.arm.clone(), c.seed)).unwrap_or(&empty);
                     let (pass, msg) = tolerance(a, &b, opts);
@@ -282,7 +331,10 @@ pub fn compare(
                         arm,
                         "arm present".into(),
                         false,
-                        "the run has no such arm".into(),
+                        format!(
+                            "the run (scenario '{}') has no arm '{arm}' of the baseline (scenario '{}')",
+                            manifest.scenario.name, base.scenario
+                        ),
                     );
                     continue;
                 };
@@ -300,11 +352,7 @@ fn summarize_against(
 ) -> BTreeMap<String, Vec<CellSummary>> {
     let mut out = BTreeMap::new();
     for arm in &manifest.arms {
-        let threshold = base
-            .arms
-            .get(&arm.name)
-            .map(|a| a.threshold)
-            .unwrap_or(f64::NAN);
+        let threshold = base.arms.get(&arm.name).and_then(|a| a.threshold);
         let cells: Vec<CellSummary> = traces
             .iter()
             .filter(|((a, _), _)| a == &arm.name)
@@ -408,7 +456,67 @@ fn welch(run: &[f64], base: &[f64], one_sided_larger: bool) -> f64 {
     }
 }
 
-type Metric = dyn Fn(&CellSummary) -> f64;
+/// A per-seed quantity compared with the baseline: None where the seed has no value
+/// (no finite final loss: diverged; threshold never reached).
+type Metric = dyn Fn(&CellSummary) -> Option<f64>;
+
+/// p-values print with two significant digits and never as a bare 0.
+fn fmt_p(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".into()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// One metric, one arm: seeds without a value in the run (where the baseline has them
+/// all) fail at once; otherwise a one-sided Welch test on the seeds that have one.
+fn compare_metric(
+    arm: &str,
+    name: &str,
+    (unit, decimals): (&str, usize),
+    run: &[Option<f64>],
+    base: &[Option<f64>],
+    alpha: f64,
+    report: &mut CheckReport,
+) {
+    let r: Vec<f64> = run.iter().flatten().copied().collect();
+    let s: Vec<f64> = base.iter().flatten().copied().collect();
+    let check = format!("{name} not worse than baseline (one-sided Welch t, alpha {alpha})");
+    let (run_gaps, base_gaps) = (run.len() - r.len(), base.len() - s.len());
+    if run_gaps > base_gaps {
+        let what = if name == "final loss" {
+            "no finite loss at the end (diverged)"
+        } else {
+            "never reached the threshold"
+        };
+        report.push(
+            arm,
+            check,
+            false,
+            format!(
+                "{run_gaps} of {} run seeds {what}, against {base_gaps} of {} baseline seeds",
+                run.len(),
+                base.len()
+            ),
+        );
+        return;
+    }
+    let p = welch(&r, &s, true);
+    report.push(
+        arm,
+        check,
+        p >= alpha,
+        format!(
+            "run mean {:.decimals$}{unit} over {} seeds vs baseline {:.decimals$}{unit} over {} seeds; {}",
+            mean(&r),
+            r.len(),
+            mean(&s),
+            s.len(),
+            fmt_p(p)
+        ),
+    );
+}
 
 fn statistical(
     arm: &str,
@@ -418,35 +526,20 @@ fn statistical(
     report: &mut CheckReport,
 ) {
     let b: Vec<&CellSummary> = base.seeds.values().collect();
-    let never = |c: &CellSummary| {
-        c.steps_to_threshold
-            .map(|s| s as f64)
-            .unwrap_or(c.steps as f64 * 2.0)
-    };
+    let reach = |c: &CellSummary| c.steps_to_threshold.map(|s| s as f64);
     let final_loss = |c: &CellSummary| c.final_loss;
-    let metrics: [(&str, &Metric); 2] =
-        [("final loss", &final_loss), ("steps to threshold", &never)];
-    for (name, f) in metrics {
-        let r: Vec<f64> = run.iter().map(f).collect();
-        let s: Vec<f64> = b.iter().map(|c| f(c)).collect();
-        let p = welch(&r, &s, true);
-        report.push(
-            arm,
-            format!("{name} not worse than baseline (one-sided Welch t, alpha {alpha})"),
-            p >= alpha,
-            format!(
-                "run mean {:.4} over {} seeds vs baseline {:.4} over {} seeds; p = {p:.3}{}",
-                mean(&r),
-                r.len(),
-                mean(&s),
-                s.len(),
-                if name == "steps to threshold" {
-                    format!(" (threshold loss {:.4})", base.threshold)
-                } else {
-                    String::new()
-                }
-            ),
-        );
+    let threshold = base
+        .threshold
+        .map(|t| format!("steps to the loss {t:.4}"))
+        .unwrap_or_else(|| "steps to threshold".into());
+    let metrics: [(&str, (&str, usize), &Metric); 2] = [
+        ("final loss", ("", 4), &final_loss),
+        (&threshold, (" steps", 0), &reach),
+    ];
+    for (name, format, f) in metrics {
+        let r: Vec<Option<f64>> = run.iter().map(f).collect();
+        let s: Vec<Option<f64>> = b.iter().map(|c| f(c)).collect();
+        compare_metric(arm, name, format, &r, &s, alpha, report);
     }
     let kinds: Vec<EventKind> = b
         .iter()
@@ -472,9 +565,10 @@ fn statistical(
             ),
             p >= alpha,
             format!(
-                "run {:+.4} vs baseline {:+.4} log-loss; p = {p:.3}",
+                "run {:+.4} vs baseline {:+.4} log-loss; {}",
                 mean(&r),
-                mean(&s)
+                mean(&s),
+                fmt_p(p)
             ),
         );
     }

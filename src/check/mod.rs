@@ -13,6 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::attribute::{Cause, OverfitVerdict, RunAnalysis, TraceAnalysis};
+use crate::manifest::Completeness;
 use crate::scenario::{ExpectRules, ExpectSpec};
 
 /// One check on one cell (or one arm).
@@ -211,9 +212,25 @@ fn fmt_opt(v: Option<f64>) -> String {
         .unwrap_or_else(|| "unknown (no validation data)".into())
 }
 
-/// Checks every cell of a run against a scenario's `[expect]` table.
-pub fn check_run(spec: &ExpectSpec, run: &RunAnalysis) -> CheckReport {
+/// The first case of every run check: each expected cell is present and ran to the end
+/// (a killed run, a missing shard or a failed cell must not pass by having fewer cells).
+pub fn push_completeness(report: &mut CheckReport, done: &Completeness) {
+    report.push(
+        "run",
+        "every expected cell present and complete".into(),
+        done.is_complete(),
+        match done.headline() {
+            Some(h) => h,
+            None => format!("{} of {} cells complete", done.complete, done.expected),
+        },
+    );
+}
+
+/// Checks every cell of a run against a scenario's `[expect]` table; `done` says which
+/// cells are missing or partial (those fail the run).
+pub fn check_run(spec: &ExpectSpec, run: &RunAnalysis, done: &Completeness) -> CheckReport {
     let mut report = CheckReport::new(format!("dropscope check {}", run.scenario));
+    push_completeness(&mut report, done);
     for arm in &run.arms {
         for rules in spec.rules_for(&arm.name) {
             for cell in &arm.cells {

@@ -229,7 +229,7 @@ fn tiny_and_degenerate_inputs_give_empty_answers_not_panics() {
 }
 
 #[test]
-fn zero_losses_are_raised_and_counted() {
+fn zero_losses_are_dropped_and_counted() {
     let steps: Vec<u64> = (0..400).collect();
     let loss: Vec<f64> = (0..400).map(|i| if i == 50 { 0.0 } else { 1.0 }).collect();
     let d = detect(&steps, &loss, &[], &DetectConfig::default());

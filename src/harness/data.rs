@@ -233,7 +233,7 @@ pub fn read_csv(path: &Path, label_column: &str) -> Result<Dataset, InputError> 
                 path,
                 format!(
                     "no label column '{label_column}' (columns: {})",
-                    headers.iter().collect::<Vec<_>>().join(", ")
+                    crate::error::excerpt(&headers.iter().collect::<Vec<_>>().join(", "), 80)
                 ),
             )
             .at_line(1)
@@ -254,9 +254,12 @@ pub fn read_csv(path: &Path, label_column: &str) -> Result<Dataset, InputError> 
                 continue;
             }
             let v: f32 = cell.trim().parse().map_err(|_| {
-                InputError::new(path, format!("'{cell}' is not a number"))
-                    .at_line(line)
-                    .field(&headers[j])
+                InputError::new(
+                    path,
+                    format!("'{}' is not a number", crate::error::excerpt(cell, 40)),
+                )
+                .at_line(line)
+                .field(&headers[j])
             })?;
             if !v.is_finite() {
                 return Err(InputError::new(path, "features must be finite")

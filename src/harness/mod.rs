@@ -4,6 +4,7 @@
 //! `manifest.json` and `<arm>/seed-<n>/{trace.csv,val.csv}` per cell.
 
 pub mod bench;
+pub mod budget;
 pub mod data;
 pub mod device;
 pub mod model;
@@ -67,6 +68,10 @@ pub struct RunOptions {
     pub device: DeviceChoice,
     pub shard: Option<Shard>,
     pub quiet: bool,
+    /// Replace another scenario's run in `out` (only the files dropscope wrote there).
+    pub force: bool,
+    /// Run even beyond `budget::WORK_WITHOUT_ASKING` cell-steps.
+    pub yes: bool,
 }
 
 /// The outcome of a scenario run.
@@ -127,7 +132,19 @@ pub fn burn_version() -> &'static str {
 /// diverges is a result. Errors are returned only for bad input or an unwritable folder.
 pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary, InputError> {
     let started = Instant::now();
-    std::fs::create_dir_all(&opts.out).map_err(|e| InputError::io(&opts.out, &e))?;
+    let cost = budget::estimate(file, |arm| expected_train_len(file, arm));
+    budget::admit(file, &cost, budget::available_bytes(), opts.yes)?;
+    let device_name = opts.device.resolve().to_string();
+    let prepared = crate::rundir::prepare_out(
+        &opts.out,
+        &crate::rundir::RunIdentity {
+            name: &file.scenario.name,
+            source: &file.source,
+            device: &device_name,
+            shard: opts.shard.map(|s| [s.index, s.count]),
+        },
+        opts.force,
+    )?;
     let cells: Vec<Cell> = file
         .cells()
         .into_iter()
@@ -146,7 +163,7 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
             path: file.path.display().to_string(),
             source: file.source.clone(),
         },
-        device: opts.device.resolve().to_string(),
+        device: device_name,
         seeds: s.seeds.clone(),
         factors: s.vary.iter().map(|v| v.path.clone()).collect(),
         arms: file
@@ -171,18 +188,31 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
                 status: CellStatus::Pending,
                 steps: 0,
                 epochs: 0,
+                planned_steps: train::planned_steps(
+                    &file.arms[c.arm_index].config,
+                    expected_train_len(file, c.arm_index),
+                ),
                 diverged_at_step: None,
                 wall_s: 0.0,
                 error: None,
             })
             .collect(),
         shard: opts.shard.map(|s| [s.index, s.count]),
+        missing_cells: Vec::new(),
         started_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
         wall_s: 0.0,
     };
+    let kept = keep_finished(&mut manifest, prepared.resume.as_ref(), &opts.out);
+    if kept > 0 && !opts.quiet {
+        eprintln!(
+            "resuming the unfinished run in {}: {kept} of {} cells already complete (--force starts over)",
+            opts.out.display(),
+            cells.len()
+        );
+    }
     manifest.write(&opts.out)?;
 
     let total: u64 = cells
@@ -195,16 +225,33 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
     let pb = progress_bar(total, opts.quiet);
     let base = opts.device.device();
     for (i, cell) in cells.iter().enumerate() {
+        if manifest.cells[i].status != CellStatus::Pending {
+            pb.inc(manifest.cells[i].steps);
+            continue;
+        }
         manifest.cells[i].status = CellStatus::Running;
         manifest.write(&opts.out)?;
         pb.set_message(format!("{} seed {}", cell.arm, cell.seed));
         let dir = opts.out.join(cell.rel_dir());
         let arm = &file.arms[cell.arm_index];
-        let mut on_step = || {
-            pb.inc(1);
-            // Only runs that last draw a bar: short ones stay quiet in logs.
-            if !opts.quiet && pb.is_hidden() && started.elapsed() > Duration::from_secs(1) {
-                pb.set_draw_target(ProgressDrawTarget::stderr());
+        let mut write_error = None;
+        let mut on_step = |p: train::Progress| match p {
+            train::Progress::Step => {
+                pb.inc(1);
+                // Only runs that last draw a bar: short ones stay quiet in logs.
+                if !opts.quiet && pb.is_hidden() && started.elapsed() > Duration::from_secs(1) {
+                    pb.set_draw_target(ProgressDrawTarget::stderr());
+                }
+            }
+            // The manifest follows the disk epoch by epoch, so a killed run says how far
+            // each cell got.
+            train::Progress::Epoch { steps, epochs } => {
+                manifest.cells[i].steps = steps;
+                manifest.cells[i].epochs = epochs;
+                manifest.wall_s = started.elapsed().as_secs_f64();
+                if let Err(e) = manifest.write(&opts.out) {
+                    write_error.get_or_insert(e);
+                }
             }
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -217,6 +264,9 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
                 &mut on_step,
             )
         }));
+        if let Some(e) = write_error {
+            return Err(e);
+        }
         let info = &mut manifest.cells[i];
         match outcome {
             Ok(Ok(o)) => {
@@ -248,10 +298,29 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
         manifest.write(&opts.out)?;
     }
     pb.finish_and_clear();
+    drop(prepared.lock);
     Ok(RunSummary {
         manifest,
         out: opts.out.clone(),
     })
+}
+
+/// Takes over the cells of an unfinished earlier run that finished and are whole on
+/// disk; returns how many.
+fn keep_finished(manifest: &mut Manifest, old: Option<&Manifest>, out: &Path) -> usize {
+    let Some(old) = old else { return 0 };
+    let mut kept = 0;
+    for c in manifest.cells.iter_mut() {
+        let prev = old
+            .cells
+            .iter()
+            .find(|p| p.arm == c.arm && p.seed == c.seed);
+        if let Some(p) = prev.filter(|p| crate::rundir::finished_on_disk(out, old, p)) {
+            *c = p.clone();
+            kept += 1;
+        }
+    }
+    kept
 }
 
 /// The folder of one cell in a run folder.

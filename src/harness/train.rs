@@ -28,6 +28,15 @@ pub struct CellOutcome {
     pub wall_s: f64,
 }
 
+/// What a training cell reports as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// One optimizer step done.
+    Step,
+    /// An epoch's trace rows are flushed to disk: `steps` rows in `epochs` epochs so far.
+    Epoch { steps: u64, epochs: u64 },
+}
+
 /// Optimizer steps one cell will take: the progress bar's length.
 pub fn planned_steps(s: &Scenario, train_len: usize) -> u64 {
     let b = s.train.batch_size.max(1);
@@ -36,7 +45,7 @@ pub fn planned_steps(s: &Scenario, train_len: usize) -> u64 {
     } else {
         train_len.div_ceil(b)
     };
-    per_epoch as u64 * s.train.epochs
+    (per_epoch as u64).saturating_mul(s.train.epochs)
 }
 
 fn optimizer(o: &OptimizerSpec) -> ModuleOptimizer {
@@ -109,7 +118,8 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> InputError + '_ {
 
 /// Trains one cell and writes `dir/trace.csv` and `dir/val.csv` as it goes.
 ///
-/// `on_step` is called after every optimizer step (for progress bars). Divergence is a
+/// `progress` is told after every optimizer step (for progress bars) and after every
+/// epoch's trace is on disk (so the manifest can say how far the cell got). Divergence is a
 /// result, not an error: the epoch in which the loss first turns NaN or infinite is
 /// written out, then training stops.
 pub fn train_cell(
@@ -118,7 +128,7 @@ pub fn train_cell(
     scenario_path: &Path,
     base: &Device,
     dir: &Path,
-    on_step: &mut dyn FnMut(),
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<CellOutcome, InputError> {
     let started = Instant::now();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -206,7 +216,7 @@ pub fn train_cell(
                 batch_size: Some(idx.len() as u64),
             });
             step += 1;
-            on_step();
+            progress(Progress::Step);
         }
         let raw: Vec<f64> = if losses.is_empty() {
             Vec::new()
@@ -233,6 +243,10 @@ pub fn train_cell(
         }
         trace.flush().map_err(io(&trace_path))?;
         epochs_done = epoch + 1;
+        progress(Progress::Epoch {
+            steps: step,
+            epochs: epochs_done,
+        });
         if diverged_at.is_some() {
             break;
         }

@@ -12,13 +12,56 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::csv::clip;
+use super::detect::Probe;
 use super::jsonl::utf8;
 use super::num::{parse_f64, parse_u64};
+use super::registry::{Confidence, LogFormat};
+use super::sampling::Sampling;
 use super::{Format, ImportOptions, Imported, trace_name};
 use crate::error::InputError;
 use crate::trace::{LogMode, StepRecord, Trace, ValRecord};
 
 const EPOCH_PREFIX: &str = "epoch-";
+
+/// burn-train's metric folders; always a folder, never one file.
+pub struct BurnTrain;
+
+impl LogFormat for BurnTrain {
+    fn name(&self) -> &'static str {
+        "burn-train"
+    }
+
+    fn summary(&self) -> &'static str {
+        "burn-train's artifact folder (train/epoch-N/Loss.log, valid/epoch-N/...)"
+    }
+
+    fn recognize(&self, _probe: &Probe<'_>) -> Confidence {
+        Confidence::No
+    }
+
+    fn parse(
+        &self,
+        name: &Path,
+        _bytes: &[u8],
+        _opts: &ImportOptions,
+    ) -> Result<Imported, InputError> {
+        Err(InputError::new(
+            name,
+            "burn-train logs are a folder (the learner's artifact directory), not a file",
+        ))
+    }
+
+    fn recognize_dir(&self, dir: &Path) -> Confidence {
+        match looks_like(dir) {
+            true => Confidence::Certain,
+            false => Confidence::No,
+        }
+    }
+
+    fn read_dir(&self, dir: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
+        read_dir(dir, opts)
+    }
+}
 
 /// The dataset split a log belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -258,6 +301,8 @@ pub fn from_logs(
         });
     }
     Ok(Imported {
+        // One NumericEntry per iteration: the batch's own loss.
+        sampling: Sampling::per_step(&trace.steps),
         trace,
         format: Format::BurnTrain,
         warnings,

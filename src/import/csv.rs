@@ -4,12 +4,46 @@ use std::path::Path;
 
 use ::csv::{ReaderBuilder, StringRecord};
 
+use super::detect::Probe;
 use super::fields::{self, Role};
+use super::lines::{MAX_LINE_BYTES, too_long};
 use super::num::{parse_epoch, parse_f64, parse_u64};
+use super::registry::{Confidence, LogFormat};
 use super::rows::{Row, TraceBuilder};
+use super::sampling::Sampling;
 use super::{Format, ImportOptions, Imported, trace_name};
 use crate::error::InputError;
 use crate::trace::ValRecord;
+
+/// Any CSV (or tab-separated) log with a header row: the reader of last resort
+/// for text that no specific format claims.
+pub struct CsvLog;
+
+impl LogFormat for CsvLog {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+
+    fn summary(&self) -> &'static str {
+        "any CSV or TSV with a header (step, loss, epoch, lr, val_loss in the usual spellings)"
+    }
+
+    fn recognize(&self, probe: &Probe<'_>) -> Confidence {
+        match probe.starts_with_brace() {
+            true => Confidence::No,
+            false => Confidence::Shape,
+        }
+    }
+
+    fn parse(
+        &self,
+        name: &Path,
+        bytes: &[u8],
+        opts: &ImportOptions,
+    ) -> Result<Imported, InputError> {
+        parse(name, bytes, opts)
+    }
+}
 
 /// Parses a training log in CSV.
 pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported, InputError> {
@@ -25,6 +59,7 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     }
     let trace = builder.finish(&mut warnings);
     Ok(Imported {
+        sampling: Sampling::unknown(&trace.steps),
         trace,
         format: Format::Csv,
         warnings,
@@ -68,17 +103,18 @@ pub fn parse_val(name: &Path, bytes: &[u8]) -> Result<Vec<ValRecord>, InputError
 }
 
 /// The header and the data records, each with its line number, checked for shape.
-struct Table {
-    header: Vec<String>,
-    records: Vec<(u64, StringRecord)>,
+pub(crate) struct Table {
+    pub header: Vec<String>,
+    pub records: Vec<(u64, StringRecord)>,
 }
 
 impl Table {
-    fn read(name: &Path, bytes: &[u8]) -> Result<Table, InputError> {
+    pub(crate) fn read(name: &Path, bytes: &[u8]) -> Result<Table, InputError> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(InputError::new(name, "empty file"));
         }
+        check_line_lengths(name, bytes)?;
         let mut reader = ReaderBuilder::new()
             .has_headers(false)
             // Field counts are checked here, to tell a truncated last line from a bad one.
@@ -114,8 +150,21 @@ impl Table {
     }
 }
 
+/// A line over the cap means this is not a CSV log; say so before the CSV
+/// reader buffers it.
+fn check_line_lengths(name: &Path, bytes: &[u8]) -> Result<(), InputError> {
+    let long = bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .find(|(_, line)| line.len() > MAX_LINE_BYTES);
+    match long {
+        Some((i, line)) => Err(too_long(name, i as u64 + 1, line.len())),
+        None => Ok(()),
+    }
+}
+
 /// Tab-separated logs are common enough to accept without a flag.
-fn delimiter(bytes: &[u8]) -> u8 {
+pub(crate) fn delimiter(bytes: &[u8]) -> u8 {
     let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     if first_line.contains(&b'\t') && !first_line.contains(&b',') {
         b'\t'
@@ -176,7 +225,12 @@ fn csv_error(name: &Path, err: &::csv::Error) -> InputError {
     }
 }
 
-fn missing_column(name: &Path, header: &[String], role: Role, flag: Option<&str>) -> InputError {
+pub(crate) fn missing_column(
+    name: &Path,
+    header: &[String],
+    role: Role,
+    flag: Option<&str>,
+) -> InputError {
     let found = header.join(", ");
     let message = match flag {
         Some(flag) => format!("no such column (from {flag}); the columns are: {found}"),
@@ -270,28 +324,28 @@ impl TraceColumns {
 }
 
 /// Reads the cells of one record, with errors that name the line and column.
-struct Cell<'a> {
-    name: &'a Path,
-    header: &'a [String],
-    line: u64,
-    record: &'a StringRecord,
+pub(crate) struct Cell<'a> {
+    pub name: &'a Path,
+    pub header: &'a [String],
+    pub line: u64,
+    pub record: &'a StringRecord,
 }
 
 impl Cell<'_> {
-    fn text(&self, col: usize) -> Option<&str> {
+    pub(crate) fn text(&self, col: usize) -> Option<&str> {
         self.record
             .get(col)
             .map(str::trim)
             .filter(|s| !s.is_empty())
     }
 
-    fn error(&self, col: usize, message: String) -> InputError {
+    pub(crate) fn error(&self, col: usize, message: String) -> InputError {
         InputError::new(self.name, message)
             .at_line(self.line)
             .field(self.header.get(col).cloned().unwrap_or_default())
     }
 
-    fn parsed<T>(
+    pub(crate) fn parsed<T>(
         &self,
         col: Option<usize>,
         parse: fn(&str) -> Option<T>,
@@ -306,7 +360,7 @@ impl Cell<'_> {
             .ok_or_else(|| self.error(col, format!("not {what}: '{}'", clip(text))))
     }
 
-    fn required<T>(
+    pub(crate) fn required<T>(
         &self,
         col: Option<usize>,
         parse: fn(&str) -> Option<T>,
@@ -318,7 +372,7 @@ impl Cell<'_> {
         })
     }
 
-    fn float(&self, col: Option<usize>) -> Result<Option<f64>, InputError> {
+    pub(crate) fn float(&self, col: Option<usize>) -> Result<Option<f64>, InputError> {
         self.parsed(col, parse_f64, "a number")
     }
 }

@@ -1,9 +1,25 @@
-//! Tells the format of a log from its content, so `--format` is rarely needed.
+//! Tells the format of a log from its name and content, so `--input-format` is rarely needed.
+//!
+//! Every registered format looks at one [`Probe`] of the file and answers a
+//! [`Confidence`]; the highest wins, ties going to the format registered first.
 
+use std::borrow::Cow;
 use std::path::Path;
 
-use super::{Format, burn_train, tensorboard};
+use serde_json::{Map, Value};
+
+use super::Format;
+use super::registry::Confidence;
 use crate::error::InputError;
+
+/// How many non-empty lines of the head the JSON and CSV checks look at:
+/// enough to get past a config line or an evaluation line at the top.
+const PROBE_LINES: usize = 64;
+
+/// How much of the file any check looks at: enough for the plain-text check
+/// to get past the long banners and argument dumps Megatron and nanoGPT print
+/// before the first step, and a bound on what detection costs on any input.
+const HEAD_BYTES: usize = 1 << 20;
 
 pub(crate) enum DirKind {
     Format(Format),
@@ -13,49 +29,176 @@ pub(crate) enum DirKind {
 
 pub(crate) fn dir_format(dir: &Path) -> Result<DirKind, InputError> {
     if dir.join("trace.csv").is_file() {
-        Ok(DirKind::Cell)
-    } else if burn_train::looks_like(dir) {
-        Ok(DirKind::Format(Format::BurnTrain))
-    } else if dir.join("trainer_state.json").is_file() {
-        Ok(DirKind::Format(Format::HfTrainer))
-    } else if tensorboard::has_event_files(dir) {
-        Ok(DirKind::Format(Format::TensorBoard))
-    } else {
-        Err(InputError::new(
-            dir,
-            "cannot tell what log this folder holds: expected train/epoch-N folders (burn-train), \
-             events.out.tfevents.* files (TensorBoard), trainer_state.json or trace.csv",
-        ))
+        return Ok(DirKind::Cell);
     }
+    best(
+        Format::ALL
+            .iter()
+            .map(|&f| (f, f.spec().recognize_dir(dir))),
+    )
+    .map(DirKind::Format)
+    .ok_or_else(|| {
+        InputError::new(
+            dir,
+            "cannot tell what log this folder holds: expected train/epoch-N folders \
+                 (burn-train), events.out.tfevents.* files (TensorBoard), trainer_state.json \
+                 or trace.csv",
+        )
+    })
 }
 
 pub(crate) fn file_format(path: &Path, bytes: &[u8]) -> Format {
-    if tensorboard::is_event_file(path) || tensorboard::looks_like(bytes) {
-        return Format::TensorBoard;
+    let probe = Probe::new(path, bytes);
+    best(Format::ALL.iter().map(|&f| (f, f.spec().recognize(&probe))))
+        // Nothing fits (an empty file, say): the CSV reader says what is wrong.
+        .unwrap_or(Format::Csv)
+}
+
+/// The format with the highest confidence above `No`, the first registered on a tie.
+fn best(answers: impl Iterator<Item = (Format, Confidence)>) -> Option<Format> {
+    let mut winner: Option<(Format, Confidence)> = None;
+    for (format, confidence) in answers {
+        if confidence > winner.map_or(Confidence::No, |(_, c)| c) {
+            winner = Some((format, confidence));
+        }
     }
-    if path.file_name().is_some_and(|n| n == "trainer_state.json") {
-        return Format::HfTrainer;
+    winner.map(|(f, _)| f)
+}
+
+/// The head of a file, cut up the ways the formats need to look at it.
+pub struct Probe<'a> {
+    pub path: &'a Path,
+    pub bytes: &'a [u8],
+    /// The file name in lower case, for writers that always use the same one.
+    pub file_name: String,
+    /// The first non-empty lines, trimmed (BOM removed, invalid UTF-8 replaced).
+    pub lines: Vec<Cow<'a, str>>,
+    /// Those of the first lines that are JSON objects, in order.
+    pub objects: Vec<Map<String, Value>>,
+    /// Whether the first non-empty line is one whole JSON object (a JSON Lines file).
+    pub first_line_is_object: bool,
+    /// The CSV header and first rows, when the file does not start with `{`.
+    pub table: Option<CsvHead>,
+}
+
+/// A CSV file's header and first data rows, cells trimmed.
+pub struct CsvHead {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl CsvHead {
+    /// The position of a column, case-insensitive.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.header
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
     }
-    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let first_line = text
-        .split(|&b| b == b'\n')
-        .map(<[u8]>::trim_ascii)
-        .find(|l| !l.is_empty())
-        .unwrap_or_default();
-    if !first_line.starts_with(b"{") {
-        return Format::Csv;
+
+    pub fn has(&self, name: &str) -> bool {
+        self.column(name).is_some()
     }
-    // A JSONL file's first line is a whole object; a pretty-printed JSON
-    // document's first line is a lone `{`.
-    let whole_object = std::str::from_utf8(first_line).is_ok_and(|l| {
-        serde_json::from_str::<serde_json::Value>(&super::pyjson::quote_non_finite(l))
-            .is_ok_and(|v| v.is_object())
-    });
-    let one_line_state =
-        std::str::from_utf8(first_line).is_ok_and(|l| l.contains("\"log_history\""));
-    if whole_object && !one_line_state {
-        Format::Jsonl
-    } else {
-        Format::HfTrainer
+}
+
+impl<'a> Probe<'a> {
+    pub fn new(path: &'a Path, bytes: &'a [u8]) -> Probe<'a> {
+        let head = bytes.get(..HEAD_BYTES).unwrap_or(bytes);
+        let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        let lines: Vec<Cow<'a, str>> = text
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::trim_ascii)
+            .filter(|l| !l.is_empty())
+            .take(PROBE_LINES)
+            .map(String::from_utf8_lossy)
+            .collect();
+        let objects: Vec<_> = lines
+            .iter()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| json_object(l))
+            .collect();
+        let first_line_is_object = lines.first().is_some_and(|l| json_object(l).is_some());
+        let starts_with_brace = lines.first().is_some_and(|l| l.starts_with('{'));
+        let table = (!starts_with_brace).then(|| csv_head(text)).flatten();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        Probe {
+            path,
+            bytes,
+            file_name,
+            lines,
+            objects,
+            first_line_is_object,
+            table,
+        }
     }
+
+    /// Whether the first non-empty line starts a JSON value.
+    pub fn starts_with_brace(&self) -> bool {
+        self.lines.first().is_some_and(|l| l.starts_with('{'))
+    }
+
+    /// Whether the first line is a JSON object that has every key in `keys`.
+    pub fn first_object_has(&self, keys: &[&str]) -> bool {
+        self.first_line_is_object
+            && self
+                .objects
+                .first()
+                .is_some_and(|o| keys.iter().all(|k| o.contains_key(*k)))
+    }
+
+    /// Whether some JSON line of the head has every key in `keys`.
+    pub fn some_object_has(&self, keys: &[&str]) -> bool {
+        self.objects
+            .iter()
+            .any(|o| keys.iter().all(|k| o.contains_key(*k)))
+    }
+
+    /// Whether some JSON line of the head has any key in `keys`.
+    pub fn some_object_has_any(&self, keys: &[&str]) -> bool {
+        self.objects
+            .iter()
+            .any(|o| keys.iter().any(|k| o.contains_key(*k)))
+    }
+
+    /// The first [`HEAD_BYTES`] of the file as text, for line-oriented checks.
+    pub fn text_head(&self) -> Cow<'a, str> {
+        let head = self.bytes.get(..HEAD_BYTES).unwrap_or(self.bytes);
+        String::from_utf8_lossy(head)
+    }
+
+    /// Whether the file name ends with `suffix` (lower case).
+    pub fn name_ends_with(&self, suffix: &str) -> bool {
+        self.file_name.ends_with(suffix)
+    }
+}
+
+fn json_object(line: &str) -> Option<Map<String, Value>> {
+    match serde_json::from_str(&super::pyjson::quote_non_finite(line)) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+/// The header and first rows of a CSV head, or `None` when it does not read as CSV.
+fn csv_head(text: &[u8]) -> Option<CsvHead> {
+    // Only the head: cut after PROBE_LINES newlines so a huge file costs nothing.
+    let end = text
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .nth(PROBE_LINES)
+        .map_or(text.len(), |(i, _)| i);
+    let head = text.get(..end).unwrap_or(text);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(super::csv::delimiter(head))
+        .from_reader(head);
+    let mut records = reader.records().map_while(Result::ok);
+    let trimmed = |r: ::csv::StringRecord| r.iter().map(|c| c.trim().to_string()).collect();
+    let header: Vec<String> = trimmed(records.next()?);
+    let rows = records.map(trimmed).collect();
+    Some(CsvHead { header, rows })
 }

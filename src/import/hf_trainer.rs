@@ -10,11 +10,73 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::csv::clip;
+use super::detect::Probe;
 use super::jsonl::{json_epoch, json_message, json_u64, utf8};
 use super::pyjson::{as_f64, quote_non_finite};
+use super::registry::{Confidence, LogFormat};
+use super::sampling::{Sampling, median_gap};
 use super::{Format, ImportOptions, Imported, trace_name};
 use crate::error::InputError;
 use crate::trace::{LogMode, StepRecord, Trace, ValRecord};
+
+/// The file `Trainer` writes at every checkpoint and at the end of training.
+const STATE_FILE: &str = "trainer_state.json";
+
+/// Hugging Face `trainer_state.json`, or a checkpoint folder holding one.
+pub struct HfTrainer;
+
+impl LogFormat for HfTrainer {
+    fn name(&self) -> &'static str {
+        "hf-trainer"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Hugging Face Trainer's trainer_state.json (log_history), or a checkpoint folder"
+    }
+
+    fn recognize(&self, probe: &Probe<'_>) -> Confidence {
+        if probe.file_name == STATE_FILE {
+            return Confidence::Certain;
+        }
+        // A JSON document rather than JSON lines: its first line is a lone `{`,
+        // or the whole state on one line.
+        let state_on_one_line = probe
+            .lines
+            .first()
+            .is_some_and(|l| l.contains("\"log_history\""));
+        if !probe.starts_with_brace() || (probe.first_line_is_object && !state_on_one_line) {
+            return Confidence::No;
+        }
+        match probe.lines.iter().any(|l| l.contains("\"log_history\"")) {
+            true => Confidence::Keys,
+            false => Confidence::Shape,
+        }
+    }
+
+    fn parse(
+        &self,
+        name: &Path,
+        bytes: &[u8],
+        opts: &ImportOptions,
+    ) -> Result<Imported, InputError> {
+        parse(name, bytes, opts)
+    }
+
+    fn recognize_dir(&self, dir: &Path) -> Confidence {
+        match dir.join(STATE_FILE).is_file() {
+            true => Confidence::Keys,
+            false => Confidence::No,
+        }
+    }
+
+    fn read_dir(&self, dir: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
+        let file = dir.join(STATE_FILE);
+        let bytes = std::fs::read(&file).map_err(|e| InputError::io(&file, &e))?;
+        let mut imported = parse(&file, &bytes, opts)?;
+        imported.trace.name = trace_name(dir);
+        Ok(imported)
+    }
+}
 
 /// Parses the text of a `trainer_state.json`.
 pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported, InputError> {
@@ -73,6 +135,8 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     }
     let mut warnings = Vec::new();
     let logging_steps = root.get("logging_steps").and_then(json_u64);
+    // Trainer logs the mean loss since the previous log: a window of logging_steps.
+    let sampling = Sampling::window_mean(logging_steps.or_else(|| median_gap(&trace.steps)));
     match logging_steps {
         Some(1) => trace.log_mode = Some(LogMode::PerStep),
         Some(n) => warnings.push(format!(
@@ -93,6 +157,7 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
         trace,
         format: Format::HfTrainer,
         warnings,
+        sampling,
     })
 }
 

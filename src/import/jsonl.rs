@@ -9,26 +9,61 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::csv::clip;
+use super::detect::Probe;
 use super::fields::{self, Role};
+use super::lines::numbered;
 use super::num::{floor_f64, integral_f64, parse_epoch, parse_u64};
 use super::pyjson::{as_f64, quote_non_finite};
+use super::registry::{Confidence, LogFormat};
 use super::rows::{Row, TraceBuilder};
+use super::sampling::Sampling;
 use super::{Format, ImportOptions, Imported, trace_name};
 use crate::error::InputError;
+
+/// Any JSON Lines log of flat objects: the reader for JSON lines that no
+/// specific writer's keys claim.
+pub struct JsonLines;
+
+impl LogFormat for JsonLines {
+    fn name(&self) -> &'static str {
+        "jsonl"
+    }
+
+    fn summary(&self) -> &'static str {
+        "any JSON Lines log of flat objects (step, loss, epoch, lr, val_loss in the usual spellings)"
+    }
+
+    fn recognize(&self, probe: &Probe<'_>) -> Confidence {
+        // A one-line trainer_state.json is a whole object too: it is not a log of lines.
+        let state = probe
+            .lines
+            .first()
+            .is_some_and(|l| l.contains("\"log_history\""));
+        match probe.first_line_is_object && !state {
+            true => Confidence::Shape,
+            false => Confidence::No,
+        }
+    }
+
+    fn parse(
+        &self,
+        name: &Path,
+        bytes: &[u8],
+        opts: &ImportOptions,
+    ) -> Result<Imported, InputError> {
+        parse(name, bytes, opts)
+    }
+}
 
 /// Parses a training log in JSON Lines.
 pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported, InputError> {
     let text = utf8(name, bytes)?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut builder = TraceBuilder::new(trace_name(name));
     let mut keys_seen = BTreeSet::new();
     let mut summaries = 0u64;
     let mut seen_override = Overrides::default();
-    for (index, line) in text.lines().enumerate() {
-        let line_no = index as u64 + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
+    for item in numbered(name, text) {
+        let (line_no, line) = item?;
         let object = parse_object(name, line_no, line)?;
         // Bounded, since it only feeds an error message.
         if keys_seen.len() < 64 {
@@ -66,6 +101,7 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     }
     let trace = builder.finish(&mut warnings);
     Ok(Imported {
+        sampling: Sampling::unknown(&trace.steps),
         trace,
         format: Format::Jsonl,
         warnings,
@@ -80,7 +116,11 @@ pub(crate) fn utf8<'a>(name: &Path, bytes: &'a [u8]) -> Result<&'a str, InputErr
     })
 }
 
-fn parse_object(name: &Path, line: u64, text: &str) -> Result<Map<String, Value>, InputError> {
+pub(crate) fn parse_object(
+    name: &Path,
+    line: u64,
+    text: &str,
+) -> Result<Map<String, Value>, InputError> {
     match serde_json::from_str::<Value>(&quote_non_finite(text)) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(InputError::new(name, "expected a JSON object on each line").at_line(line)),

@@ -1,59 +1,84 @@
 //! Importers: training logs written by other pipelines, read into a [`Trace`].
 //!
 //! dropscope explains curves it did not train, so it has to meet logs where
-//! they are: CSV and JSONL files, TensorBoard event files, burn-train metric
-//! folders and Hugging Face `trainer_state.json`. Each format has its own
-//! module; this one detects the format and dispatches.
+//! they are. Each format lives in its own file as a unit struct implementing
+//! [`LogFormat`] (its name, how it recognizes a file, how it reads one), and is
+//! registered by one line in the `formats!` list below. Detection
+//! ([`detect_format`]), the [`Format`] enum with its `--input-format` names and
+//! help text, and the list of fuzz targets all come from that list.
 //!
-//! Every importer also has a bytes-level entry point ([`parse_bytes`],
+//! Every importer has a bytes-level entry point ([`parse_bytes`],
 //! [`burn_train::from_logs`]) so the fuzz targets can drive them without files.
+//! docs/formats.md describes each format: detection, fields, sampling, caveats.
 
-pub mod burn_train;
-pub mod csv;
 mod detect;
 mod fields;
-pub mod hf_trainer;
-pub mod jsonl;
+mod lines;
 mod num;
 mod pyjson;
+mod registry;
+mod relog;
 mod rows;
-pub mod tensorboard;
+pub mod sampling;
 
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+pub use detect::{CsvHead, Probe};
+pub use registry::{Confidence, LogFormat};
+pub use sampling::{Aggregation, Sampling};
+
 use crate::error::InputError;
 use crate::trace::{Trace, ValRecord};
 
-/// The log formats dropscope reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    Csv,
-    Jsonl,
-    TensorBoard,
-    BurnTrain,
-    HfTrainer,
+// The registry: one line per format, `Variant => module::Struct`. The module is
+// declared by this list too, so adding a format is its file plus one line here.
+// Order matters on a detection tie (the first listed wins) and in the help text.
+registry::formats! {
+    Csv => csv::CsvLog,
+    Jsonl => jsonl::JsonLines,
+    TensorBoard => tensorboard::TensorBoard,
+    BurnTrain => burn_train::BurnTrain,
+    HfTrainer => hf_trainer::HfTrainer,
+    Detectron2 => detectron2::Detectron2,
+    LlamaFactory => llama_factory::LlamaFactory,
+    Lightning => lightning::Lightning,
+    Wandb => wandb::Wandb,
+    Text => text::KeyValueText,
+    MmEngine => mmengine::MmEngine,
+    Keras => keras::Keras,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
-        Format::Csv,
-        Format::Jsonl,
-        Format::TensorBoard,
-        Format::BurnTrain,
-        Format::HfTrainer,
-    ];
-
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Jsonl => "jsonl",
-            Format::TensorBoard => "tensorboard",
-            Format::BurnTrain => "burn-train",
-            Format::HfTrainer => "hf-trainer",
-        }
+        self.spec().name()
+    }
+
+    /// One line on the writer and the file this format reads.
+    pub fn summary(self) -> &'static str {
+        self.spec().summary()
+    }
+
+    /// Every name, comma-separated, in registration order.
+    pub fn names() -> String {
+        let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+        names.join(", ")
+    }
+
+    /// One line per format, `name: summary`, for the command line's help.
+    pub fn help() -> String {
+        let lines: Vec<_> = Format::ALL
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), f.summary()))
+            .collect();
+        lines.join("\n")
+    }
+
+    /// The fuzz target that drives this format (fuzz/fuzz_targets/<name>.rs).
+    pub fn fuzz_target(self) -> String {
+        format!("import_{}", self.name().replace('-', "_"))
     }
 }
 
@@ -69,12 +94,10 @@ impl FromStr for Format {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim().to_ascii_lowercase();
         Format::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|f| f.name() == wanted)
-            .ok_or_else(|| {
-                let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown format '{s}': expected one of {}", names.join(", "))
-            })
+            .ok_or_else(|| format!("unknown format '{s}': expected one of {}", Format::names()))
     }
 }
 
@@ -99,6 +122,8 @@ pub struct Imported {
     pub format: Format,
     /// Things the user should know, e.g. "partial read: truncated record at byte 1234".
     pub warnings: Vec<String>,
+    /// How often the loss was logged and what each value summarizes.
+    pub sampling: Sampling,
 }
 
 /// Reads a training log, detecting its format by content unless `opts.format` forces one.
@@ -132,15 +157,17 @@ pub fn parse_bytes(
     bytes: &[u8],
     opts: &ImportOptions,
 ) -> Result<Imported, InputError> {
-    match format {
-        Format::Csv => csv::parse(name, bytes, opts),
-        Format::Jsonl => jsonl::parse(name, bytes, opts),
-        Format::TensorBoard => tensorboard::parse(name, bytes, opts),
-        Format::HfTrainer => hf_trainer::parse(name, bytes, opts),
-        Format::BurnTrain => Err(InputError::new(
-            name,
-            "burn-train logs are a folder (the learner's artifact directory), not a file",
-        )),
+    format.spec().parse(name, bytes, opts)
+}
+
+/// What a fuzz target runs: detection, then the format's reader, on any bytes.
+/// Neither may panic, whatever they decide.
+pub fn fuzz(format: Format, data: &[u8]) {
+    let name = Path::new("fuzz-input");
+    let _ = detect_format(name, data);
+    let _ = parse_bytes(format, name, data, &ImportOptions::default());
+    if format == Format::Csv {
+        let _ = csv::parse_val(name, data);
     }
 }
 
@@ -150,29 +177,17 @@ fn read_dir(dir: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
         None => match detect::dir_format(dir)? {
             detect::DirKind::Format(f) => f,
             detect::DirKind::Cell => {
+                let trace = read_trace_dir(dir)?;
                 return Ok(Imported {
-                    trace: read_trace_dir(dir)?,
+                    sampling: Sampling::unknown(&trace.steps),
+                    trace,
                     format: Format::Csv,
                     warnings: Vec::new(),
                 });
             }
         },
     };
-    match format {
-        Format::BurnTrain => burn_train::read_dir(dir, opts),
-        Format::TensorBoard => tensorboard::read_dir(dir, opts),
-        Format::HfTrainer => {
-            let file = dir.join("trainer_state.json");
-            let bytes = std::fs::read(&file).map_err(|e| InputError::io(&file, &e))?;
-            let mut imported = hf_trainer::parse(&file, &bytes, opts)?;
-            imported.trace.name = trace_name(dir);
-            Ok(imported)
-        }
-        Format::Csv | Format::Jsonl => Err(InputError::new(
-            dir,
-            format!("is a folder; --format {format} needs a file"),
-        )),
-    }
+    format.spec().read_dir(dir, opts)
 }
 
 /// Reads a validation CSV: `epoch,step,val_loss[,val_accuracy,train_loss_eval]`,
@@ -202,3 +217,6 @@ fn trace_name(path: &Path) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
+
+#[cfg(test)]
+mod tests;

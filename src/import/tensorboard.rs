@@ -14,11 +14,55 @@ use prost::Message;
 
 pub use record::frame;
 
+use super::detect::Probe;
 use super::num::floor_f64;
+use super::registry::{Confidence, LogFormat};
+use super::sampling::Sampling;
 use super::{Format, ImportOptions, Imported, trace_name};
 use crate::error::InputError;
 use crate::trace::{StepRecord, Trace, ValRecord};
 use record::{Records, Stop};
+
+/// TensorBoard event files and run folders.
+pub struct TensorBoard;
+
+impl LogFormat for TensorBoard {
+    fn name(&self) -> &'static str {
+        "tensorboard"
+    }
+
+    fn summary(&self) -> &'static str {
+        "TensorBoard events.out.tfevents.* files, or a run folder holding them"
+    }
+
+    fn recognize(&self, probe: &Probe<'_>) -> Confidence {
+        match is_event_file(probe.path) || looks_like(probe.bytes) {
+            true => Confidence::Certain,
+            false => Confidence::No,
+        }
+    }
+
+    fn parse(
+        &self,
+        name: &Path,
+        bytes: &[u8],
+        opts: &ImportOptions,
+    ) -> Result<Imported, InputError> {
+        parse(name, bytes, opts)
+    }
+
+    fn recognize_dir(&self, dir: &Path) -> Confidence {
+        // Below the formats whose folders hold event files beside their own logs.
+        match has_event_files(dir) {
+            true => Confidence::Shape,
+            false => Confidence::No,
+        }
+    }
+
+    fn read_dir(&self, dir: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
+        read_dir(dir, opts)
+    }
+}
 
 /// Parses one event file's bytes.
 pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported, InputError> {
@@ -304,6 +348,7 @@ fn build(
             .unwrap_or_default()
     ));
     Ok(Imported {
+        sampling: Sampling::unknown(&trace.steps),
         trace,
         format: Format::TensorBoard,
         warnings,

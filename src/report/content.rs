@@ -2,11 +2,11 @@
 //! evidence tables, as plain text. Both renderers format this one model, so the two
 //! files cannot drift apart; `json` carries the same sentences.
 
-use crate::attribute::arms::{ArmAnalysis, level_text};
+use crate::attribute::arms::{ArmAnalysis, FactorEffect, level_text};
 use crate::attribute::{
-    Cause, ConfidenceLevel, Interval, OverfitVerdict, Overfitting, RunAnalysis, TraceAnalysis,
+    Basis, Cause, CauseFinding, ConfidenceLevel, Hint, Interval, OverfitVerdict, Overfitting,
+    RunAnalysis, TraceAnalysis, TrendTest, TrendWindow,
 };
-use crate::events::EventKind;
 
 use super::figure::Figure;
 
@@ -56,25 +56,20 @@ pub struct Doc {
     pub title: String,
     /// What was analysed: the log file, or the scenario.
     pub subject: String,
-    pub summary: Vec<String>,
+    /// One line per finding, most important first (a divergence always first): the
+    /// report's summary list, the JSON `headline`, and the lines the terminal prints.
+    pub headline: Vec<String>,
+    /// The sentences after the list: what the headline leaves out.
+    pub details: Vec<String>,
     pub next_steps: Vec<String>,
     pub tables: Vec<Table>,
     pub plots: Vec<Plot>,
 }
 
-/// A human name for a cause; JSON keeps `Cause::as_str`.
+/// A cause's name wherever a person reads it: the fixed vocabulary itself, as JSON,
+/// `[expect]` tables and the terminal spell it, so one cause never has two names.
 pub fn cause_name(c: Cause) -> &'static str {
-    match c {
-        Cause::EpochBoundary => "epoch boundary",
-        Cause::LrChange => "LR change",
-        Cause::WarmRestart => "warm restart",
-        Cause::RunningMeanArtifact => "running-mean artifact",
-        Cause::DataOrder => "data order",
-        Cause::LastBatch => "short last batch",
-        Cause::LossSpike => "loss spike",
-        Cause::Unexplained => "unexplained",
-        Cause::None => "none",
-    }
+    c.as_str()
 }
 
 pub fn level_name(l: ConfidenceLevel) -> &'static str {
@@ -111,39 +106,39 @@ pub fn pval(p: f64) -> String {
     }
 }
 
-pub fn interval(i: &Interval) -> String {
-    format!(
-        "{} [{}, {}]",
-        signed(i.estimate),
-        signed(i.low),
-        signed(i.high)
-    )
+/// An estimate and its 95% interval; `single` says why there is none (an interval from
+/// one value would have zero width and claim a certainty it does not have).
+pub fn interval_or(i: &Interval, single: &str) -> String {
+    if i.has_bounds() {
+        format!(
+            "{} [{}, {}]",
+            signed(i.estimate),
+            signed(i.low),
+            signed(i.high)
+        )
+    } else {
+        format!("{} ({single})", signed(i.estimate))
+    }
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into())
 }
 
+/// Upper-cases the first letter and ends with a period.
 fn sentence(s: &str) -> String {
     let mut c = s.trim().chars();
     let mut out: String = match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => return String::new(),
     };
-    if !out.ends_with('.') {
+    if !out.ends_with('.') && !out.ends_with('?') {
         out.push('.');
     }
     out
 }
 
-fn event_plural(k: EventKind) -> String {
-    match k {
-        EventKind::LastBatch => "last batches".into(),
-        k => format!("{}s", k.label()),
-    }
-}
-
-/// Ends a sentence without touching its first word, which may be a factor path.
+/// Ends a sentence without touching its first word (it follows "Arm x:").
 fn period(s: &str) -> String {
     let s = s.trim();
     if s.ends_with('.') {
@@ -163,10 +158,10 @@ pub fn drops_explained(a: &TraceAnalysis, c: Cause) -> usize {
 }
 
 /// Causes in the order a reader needs them: most drops explained, then most confident.
-pub fn ranked_causes(a: &TraceAnalysis) -> Vec<&crate::attribute::CauseFinding> {
+pub fn ranked_causes(a: &TraceAnalysis) -> Vec<&CauseFinding> {
     let mut v: Vec<_> = a.causes.iter().collect();
     v.sort_by(|x, y| {
-        let key = |f: &crate::attribute::CauseFinding| {
+        let key = |f: &CauseFinding| {
             (
                 f.cause == Cause::Unexplained || f.cause == Cause::None,
                 std::cmp::Reverse(drops_explained(a, f.cause)),
@@ -179,110 +174,204 @@ pub fn ranked_causes(a: &TraceAnalysis) -> Vec<&crate::attribute::CauseFinding> 
     v
 }
 
-/// The summary of one trace: what drops, where, what explains them, overfitting,
-/// which checkpoint to keep.
-pub fn trace_summary(a: &TraceAnalysis) -> Vec<String> {
+/// The first line of every output for a log or cell whose loss turned NaN or infinite.
+pub fn diverged_line(step: u64) -> String {
+    format!("DIVERGED at step {step} (loss NaN/inf from there on)")
+}
+
+/// What a cause's own test is called, for "evidence from ...".
+fn test_name(c: Cause) -> &'static str {
+    match c {
+        Cause::EpochBoundary => "the test at epoch starts",
+        Cause::LrChange => "the test at LR decreases",
+        Cause::WarmRestart => "the test at warm restarts",
+        Cause::RunningMeanArtifact => "the running-mean test",
+        Cause::DataOrder => "the data-order test",
+        Cause::LastBatch => "the last-batch test",
+        Cause::LossSpike | Cause::Unexplained | Cause::None => "no test",
+    }
+}
+
+/// What a named cause rests on, so that it never sits unexplained beside "drops: none".
+pub fn basis_text(f: &CauseFinding) -> String {
+    let drops = plural(f.drops_explained, "detected drop");
+    match f.basis() {
+        Basis::Both => format!("evidence: {} and {drops}", test_name(f.cause)),
+        Basis::Test => format!(
+            "evidence: {} only; no detected drop is attributed to it",
+            test_name(f.cause)
+        ),
+        Basis::Drops => format!("evidence: {drops}"),
+        Basis::Neither => "no evidence of any drop".into(),
+    }
+}
+
+/// One line per named cause: name, level, what it rests on, its effect.
+pub fn cause_line(f: &CauseFinding) -> String {
+    let effect = f
+        .effect_log
+        .map(|e| {
+            if e.has_bounds() {
+                format!(
+                    "; effect {} log-loss per event, 95% CI [{}, {}]",
+                    signed(e.estimate),
+                    signed(e.low),
+                    signed(e.high)
+                )
+            } else {
+                format!(
+                    "; effect {} log-loss (one event, no CI)",
+                    signed(e.estimate)
+                )
+            }
+        })
+        .unwrap_or_default();
+    format!(
+        "Cause {} ({}, confidence {:.3}): {}{effect}.",
+        cause_name(f.cause),
+        level_name(f.level),
+        f.confidence,
+        basis_text(f)
+    )
+}
+
+/// The drops in one line, counted from the same list the drop tables print.
+pub fn drops_line(a: &TraceAnalysis) -> String {
+    let steps = plural(a.detection.cleaning.n_kept, "analysed step");
+    if a.drops.is_empty() {
+        return format!("No significant sudden drop over {steps}.");
+    }
+    let mut counts: Vec<(Cause, usize)> = Cause::ALL
+        .iter()
+        .map(|&c| (c, drops_explained(a, c)))
+        .filter(|x| x.1 > 0)
+        .collect();
+    counts.sort_by_key(|x| std::cmp::Reverse(x.1));
+    let by: Vec<String> = counts
+        .iter()
+        .map(|(c, n)| format!("{n} {}", cause_name(*c)))
+        .collect();
+    format!(
+        "{} over {steps}: {}.",
+        plural(a.drops.len(), "significant drop"),
+        by.join(", ")
+    )
+}
+
+/// The line a hint becomes.
+pub fn hint_line(h: &Hint) -> String {
+    match h {
+        Hint::RecurringDrops(r) => {
+            // `--steps-per-epoch N` puts epoch starts at multiples of N; say where the drops
+            // sit when that is elsewhere.
+            let off = r.phase.min(r.period - r.phase);
+            let at = if off as f64 > 0.05 * r.period as f64 {
+                format!(
+                    " (the drops sit near steps {}, {}, ...: not at multiples of {})",
+                    r.phase,
+                    r.phase + r.period,
+                    r.period
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "Drops recur every {p} steps: epoch starts? Rerun with --steps-per-epoch {p}{at}; {on} of {n} drops fall on that period, p = {} against drops at random steps.",
+                pval(r.p_value),
+                p = r.period,
+                on = r.on_period,
+                n = r.drops,
+            )
+        }
+    }
+}
+
+/// Warns when so many losses were unusable that the analysed series is not the log.
+pub fn cleaning_warning(a: &TraceAnalysis) -> Option<String> {
+    let c = &a.detection.cleaning;
+    if !c.many_unusable() {
+        return None;
+    }
+    let nonfinite = (c.n_nan + c.n_inf).saturating_sub(c.n_after_divergence);
+    let before = if c.diverged_at.is_some() {
+        " before the divergence"
+    } else {
+        ""
+    };
+    Some(format!(
+        "Warning: {:.0}% of the losses{before} were left out ({} NaN or infinite, {} zero or negative); the analysis covers the {}.",
+        100.0 * c.unusable_share(),
+        nonfinite,
+        c.n_nonpositive,
+        plural(c.n_kept, "remaining step")
+    ))
+}
+
+/// One line per finding for one trace: divergence first, then what drops, each cause and
+/// what it rests on, hints, overfitting.
+pub fn trace_headline(a: &TraceAnalysis) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(step) = a.diverged_at {
+        out.push(format!(
+            "{}: the analysis covers the {} before it.",
+            diverged_line(step),
+            plural(a.detection.cleaning.n_kept, "finite step")
+        ));
+    }
+    out.extend(cleaning_warning(a));
     if a.n_steps == 0 {
         out.push("The log has no training steps: there is nothing to analyse.".into());
-    } else if a.drops.is_empty() {
-        out.push(format!(
-            "No significant sudden drop in the training loss over {}.",
-            plural(a.n_steps, "step")
-        ));
     } else {
-        let n = a.drops.len();
-        let mut where_: Vec<String> = EventKind::all()
-            .into_iter()
-            .filter_map(|k| {
-                let c = a.drops.iter().filter(|d| d.event == Some(k)).count();
-                (c > 0).then(|| format!("{c} at {}", event_plural(k)))
-            })
-            .collect();
-        let free = a.drops.iter().filter(|d| d.event.is_none()).count();
-        if free > 0 {
-            where_.push(format!("{free} at no event"));
-        }
-        let big = a
-            .drops
-            .iter()
-            .filter(|d| d.log.is_finite())
-            .max_by(|x, y| x.log.total_cmp(&y.log));
-        let largest = big
-            .map(|d| {
-                format!(
-                    "; the largest, at step {}, cuts the loss by {:.1}% ({} log-loss)",
-                    d.step,
-                    100.0 * d.rel,
-                    signed(-d.log)
-                )
-            })
-            .unwrap_or_default();
-        out.push(format!(
-            "{} in the training loss over {} ({}){largest}.",
-            plural(n, "significant drop"),
-            plural(a.n_steps, "step"),
-            where_.join(", ")
-        ));
-    }
-    if a.diverged {
-        out.push("The loss became NaN or infinite: the run diverged; the analysis covers its finite steps.".into());
+        out.push(drops_line(a));
     }
     for f in ranked_causes(a) {
-        if f.cause == Cause::None {
-            continue;
+        if f.cause != Cause::None {
+            out.push(cause_line(f));
         }
-        let n = drops_explained(a, f.cause);
-        let effect = f
-            .effect_log
-            .map(|e| format!(", effect {} log-loss per event", interval(&e)))
-            .unwrap_or_default();
-        let explains = if n > 0 {
-            format!(" explains {} of {}", n, plural(a.drops.len(), "drop"))
-        } else {
-            " is present".into()
-        };
-        out.push(format!(
-            "Cause: {}{explains} ({} confidence {:.3}{effect}).",
-            cause_name(f.cause),
-            level_name(f.level),
-            f.confidence
-        ));
     }
-    out.extend(overfit_sentences(&a.overfitting, None));
+    out.extend(a.hints.iter().map(hint_line));
+    out.push(sentence(&a.overfitting.message));
     out
 }
 
-/// Judged from the analysis alone (no trace), so `run_json` says what report.json says.
-fn overfit_sentences(o: &Overfitting, who: Option<&str>) -> Vec<String> {
-    let prefix = who.map(|w| format!("{w}: ")).unwrap_or_default();
-    if o.verdict == OverfitVerdict::Unknown && o.best_epoch.is_none() {
-        return vec![format!(
-            "{prefix}{}; no checkpoint can be recommended.",
-            if who.is_some() {
-                period(&o.message)
-            } else {
-                sentence(&o.message)
-            }
-            .trim_end_matches('.')
-        )];
-    }
-    let message = if who.is_some() {
-        period(&o.message)
-    } else {
-        sentence(&o.message)
-    };
-    let mut out = vec![format!("{prefix}{message}")];
-    if let (Some(e), Some(v)) = (o.best_epoch, o.best_val_loss)
-        && o.verdict != OverfitVerdict::Overfitting
+/// What the headline leaves out: the largest drop and the checkpoint to keep.
+pub fn trace_details(a: &TraceAnalysis) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(d) = a
+        .drops
+        .iter()
+        .filter(|d| d.log.is_finite())
+        .max_by(|x, y| x.log.total_cmp(&y.log))
     {
-        // The overfitting message already names the checkpoint.
         out.push(format!(
-            "{prefix}Keep the checkpoint of epoch {e} (lowest validation loss, {}).",
-            plain(v, 4)
+            "The largest drop, at step {}, changes the loss by {}% ({} log-loss; {}).",
+            d.step,
+            signed_pct(-d.rel),
+            signed(-d.log),
+            cause_name(d.explained_by)
         ));
     }
+    out.extend(checkpoint(&a.overfitting, None));
     out
+}
+
+/// The checkpoint to keep, unless the overfitting message already names it.
+fn checkpoint(o: &Overfitting, who: Option<&str>) -> Option<String> {
+    let (e, v) = (o.best_epoch?, o.best_val_loss?);
+    (o.verdict != OverfitVerdict::Overfitting).then(|| {
+        format!(
+            "{}eep the checkpoint of epoch {e} (lowest validation loss, {}).",
+            who.map(|w| format!("{w}: k")).unwrap_or_else(|| "K".into()),
+            plain(v, 4)
+        )
+    })
+}
+
+/// The summary sentences of report.json: the headline, then the details.
+pub fn trace_summary(a: &TraceAnalysis) -> Vec<String> {
+    let mut v = trace_headline(a);
+    v.extend(trace_details(a));
+    v
 }
 
 /// What to try next to confirm each named cause, most important first.
@@ -300,12 +389,54 @@ pub fn trace_next_steps(a: &TraceAnalysis) -> Vec<String> {
     out
 }
 
+fn basis_short(b: Basis) -> &'static str {
+    match b {
+        Basis::Both => "its test and drops",
+        Basis::Test => "its test only",
+        Basis::Drops => "drops only",
+        Basis::Neither => "nothing",
+    }
+}
+
+/// Every change is signed the same way in every output: negative when the loss goes down
+/// (a drop: its log change, relative change, z and effect are all negative).
+fn signed_pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:+.1}", 100.0 * x)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn signed_z(z: f64) -> String {
+    if z.is_finite() {
+        format!("{z:+.1}")
+    } else {
+        "n/a".into()
+    }
+}
+
+/// The window an overfitting verdict was tested on, as the table shows it.
+pub fn window_text(w: &TrendWindow) -> String {
+    match w.test {
+        TrendTest::RiseAfterBest => format!(
+            "epochs {}-{}, after the best ({} points)",
+            w.from_epoch, w.to_epoch, w.points
+        ),
+        TrendTest::RecentFall => format!(
+            "epochs {}-{}, the last {} points",
+            w.from_epoch, w.to_epoch, w.points
+        ),
+    }
+}
+
 pub fn causes_table(title: &str, a: &TraceAnalysis) -> Table {
     let mut t = Table::new(
         title,
         &[
             "cause",
             "confidence",
+            "rests on",
             "effect (log-loss, 95% CI)",
             "drops explained",
             "evidence",
@@ -315,8 +446,9 @@ pub fn causes_table(title: &str, a: &TraceAnalysis) -> Table {
         t.rows.push(vec![
             cause_name(f.cause).to_string(),
             format!("{:.3} ({})", f.confidence, level_name(f.level)),
+            basis_short(f.basis()).to_string(),
             f.effect_log
-                .map(|e| interval(&e))
+                .map(|e| interval_or(&e, "one event, no CI"))
                 .unwrap_or_else(|| "n/a".into()),
             drops_explained(a, f.cause).to_string(),
             f.evidence.join("; "),
@@ -330,8 +462,8 @@ pub fn drops_table(title: &str, a: &TraceAnalysis) -> Table {
         title,
         &[
             "step",
-            "drop (log-loss)",
-            "relative",
+            "change (log-loss)",
+            "change",
             "z",
             "shape",
             "at event",
@@ -341,9 +473,9 @@ pub fn drops_table(title: &str, a: &TraceAnalysis) -> Table {
     for d in &a.drops {
         t.rows.push(vec![
             d.step.to_string(),
-            plain(d.log, 3),
-            format!("{}%", plain(100.0 * d.rel, 1)),
-            plain(d.z, 1),
+            signed(-d.log),
+            format!("{}%", signed_pct(-d.rel)),
+            signed_z(d.z),
             format!("{:?}", d.shape).to_lowercase(),
             d.event.map(|k| k.label()).unwrap_or("none").to_string(),
             cause_name(d.explained_by).to_string(),
@@ -374,7 +506,7 @@ pub fn events_table(title: &str, a: &TraceAnalysis) -> Table {
             s.n_tested.to_string(),
             s.n_significant_drops.to_string(),
             s.n_significant_rises.to_string(),
-            interval(&s.median_effect_log),
+            interval_or(&s.median_effect_log, "one event, no CI"),
             pval(s.p_drop_adjusted),
             pval(s.p_rise_adjusted),
             s.null.clone(),
@@ -434,8 +566,9 @@ pub fn overfit_table(title: &str, rows: &[(String, &Overfitting)]) -> Table {
             "best epoch",
             "best val loss",
             "final val loss",
-            "recent slope / epoch",
-            "trend p",
+            "window tested",
+            "slope / epoch",
+            "trend p (Mann-Kendall)",
             "gap",
         ],
     );
@@ -450,10 +583,18 @@ pub fn overfit_table(title: &str, rows: &[(String, &Overfitting)]) -> Table {
             o.final_val_loss
                 .map(|v| plain(v, 4))
                 .unwrap_or_else(|| "n/a".into()),
-            o.recent_slope_per_epoch
-                .map(signed)
+            o.window
+                .as_ref()
+                .map(window_text)
                 .unwrap_or_else(|| "n/a".into()),
-            o.trend_p_value.map(pval).unwrap_or_else(|| "n/a".into()),
+            o.window
+                .as_ref()
+                .map(|w| signed(w.slope_per_epoch))
+                .unwrap_or_else(|| "n/a".into()),
+            o.window
+                .as_ref()
+                .map(|w| pval(w.p_value))
+                .unwrap_or_else(|| "n/a".into()),
             o.gap.map(|v| plain(v, 3)).unwrap_or_else(|| "n/a".into()),
         ]);
     }
@@ -483,29 +624,145 @@ pub fn representative(arm: &ArmAnalysis) -> Option<&crate::attribute::arms::Cell
     arm.cells.first()
 }
 
-pub fn run_summary(run: &RunAnalysis) -> Vec<String> {
-    let mut out = Vec::new();
+/// A factor comparison in one sentence: which level explains which cause, against the
+/// control, and by how much its statistic differs.
+pub fn factor_statement(f: &FactorEffect) -> String {
+    let (top, ctrl) = (&f.levels[f.top], &f.levels[f.control]);
+    format!(
+        "Factor {}: {} {} {} (named in {}/{} seeds, {}/{} at the control {}); {} differs by {}.",
+        f.factor,
+        level_text(&top.level),
+        if f.explains {
+            "explains"
+        } else {
+            "does not consistently explain"
+        },
+        cause_name(f.cause),
+        top.seeds_named,
+        top.seeds,
+        ctrl.seeds_named,
+        ctrl.seeds,
+        level_text(&ctrl.level),
+        f.statistic,
+        interval_or(&f.difference, "one seed per level, no CI")
+    )
+}
+
+/// An arm's causes in one line: each with the share of seeds that named it.
+pub fn arm_line(arm: &ArmAnalysis) -> String {
+    let who = format!(
+        "Arm {}{}",
+        arm.name,
+        if arm.is_control { " (control)" } else { "" }
+    );
+    if arm.cells.is_empty() {
+        return format!("{who}: no analysed cell.");
+    }
+    let named: Vec<String> = arm
+        .causes
+        .iter()
+        .filter(|c| c.cause != Cause::None)
+        .map(|c| {
+            format!(
+                "{} in {}/{} seeds",
+                cause_name(c.cause),
+                c.seeds_named,
+                c.seeds
+            )
+        })
+        .collect();
+    if named.is_empty() {
+        format!(
+            "{who}: no significant drop in any of its {}.",
+            plural(arm.cells.len(), "seed")
+        )
+    } else {
+        format!("{who}: {}.", named.join(", "))
+    }
+}
+
+/// An arm's overfitting verdicts across its seeds, in one line.
+pub fn arm_overfit_line(arm: &ArmAnalysis) -> Option<String> {
+    let n = arm.cells.len();
+    if n == 0 {
+        return None;
+    }
+    let mut verdicts: Vec<(OverfitVerdict, usize)> = Vec::new();
+    for c in &arm.cells {
+        let v = c.analysis.overfitting.verdict;
+        match verdicts.iter_mut().find(|x| x.0 == v) {
+            Some(x) => x.1 += 1,
+            None => verdicts.push((v, 1)),
+        }
+    }
+    verdicts.sort_by_key(|x| std::cmp::Reverse(x.1));
+    let parts: Vec<String> = verdicts
+        .iter()
+        .map(|(v, k)| format!("{} in {k}/{n} seeds", v.label()))
+        .collect();
+    Some(format!(
+        "Overfitting, arm {}: {}.",
+        arm.name,
+        parts.join(", ")
+    ))
+}
+
+/// One line per finding for a run: diverged cells first, then each factor that explains
+/// a cause, each arm's causes, each arm's overfitting verdict.
+pub fn run_headline(run: &RunAnalysis) -> Vec<String> {
+    let mut out: Vec<String> = run
+        .diverged_cells()
+        .iter()
+        .map(|d| format!("{}: arm {}, seed {}.", diverged_line(d.step), d.arm, d.seed))
+        .collect();
+    let explaining: Vec<&FactorEffect> = run.factors.iter().filter(|f| f.explains).collect();
+    if explaining.is_empty() && !run.factors.is_empty() {
+        out.push(
+            "No varied factor explains a cause: none is named in every seed of one level and in no seed of the control.".into(),
+        );
+    }
+    out.extend(explaining.into_iter().map(factor_statement));
+    out.extend(run.arms.iter().map(arm_line));
+    out.extend(run.arms.iter().filter_map(arm_overfit_line));
+    out
+}
+
+/// What the run headline leaves out: the scenario, and per arm its shown seed's overfitting
+/// message and checkpoint.
+pub fn run_details(run: &RunAnalysis) -> Vec<String> {
     let cells: usize = run.arms.iter().map(|a| a.cells.len()).sum();
-    out.push(format!(
-        "Scenario {}: {} analysed cell{} in {}.{}",
+    let mut out = vec![format!(
+        "Scenario {}: {} in {}.{}",
         run.scenario,
-        cells,
-        if cells == 1 { "" } else { "s" },
+        plural(cells, "analysed cell"),
         plural(run.arms.len(), "arm"),
         if run.description.trim().is_empty() {
             String::new()
         } else {
             format!(" {}", sentence(&run.description))
         }
-    ));
-    out.extend(run.headline.iter().map(|h| period(h)));
+    )];
+    if !run.diverged_cells().is_empty() {
+        out.push("A diverged cell is analysed over its steps before the divergence.".into());
+    }
     for arm in &run.arms {
         if let Some(c) = representative(arm) {
             let who = format!("Arm {} (seed {})", arm.name, c.seed);
-            out.extend(overfit_sentences(&c.analysis.overfitting, Some(&who)));
+            out.push(format!(
+                "{who}: {}",
+                period(&c.analysis.overfitting.message)
+            ));
+            out.extend(checkpoint(&c.analysis.overfitting, Some(&who)));
         }
     }
     out
+}
+
+/// The summary sentences of report.json: the headline, then the details.
+pub fn run_summary(run: &RunAnalysis) -> Vec<String> {
+    let mut v = run_headline(run);
+    v.extend(run_details(run));
+    v
 }
 
 pub fn run_next_steps(run: &RunAnalysis) -> Vec<String> {
@@ -548,7 +805,7 @@ pub fn run_tables(run: &RunAnalysis) -> Vec<Table> {
             f.factor.clone(),
             cause_name(f.cause).into(),
             if f.explains { "yes" } else { "no" }.into(),
-            interval(&f.difference),
+            interval_or(&f.difference, "one seed per level, no CI"),
             f.statistic.clone(),
             f.levels
                 .iter()
@@ -616,7 +873,10 @@ pub fn run_tables(run: &RunAnalysis) -> Vec<Table> {
             cells.rows.push(vec![
                 a.name.clone(),
                 c.seed.to_string(),
-                format!("{:?}", c.status).to_lowercase(),
+                match c.analysis.diverged_at {
+                    Some(step) => format!("diverged at step {step}"),
+                    None => format!("{:?}", c.status).to_lowercase(),
+                },
                 c.analysis.n_steps.to_string(),
                 c.analysis.drops.len().to_string(),
                 ranked_causes(&c.analysis)

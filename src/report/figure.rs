@@ -43,6 +43,8 @@ pub enum Shape {
     Circle,
     /// Points down, its tip at the point: "the loss drops here".
     DownTriangle,
+    /// Points up, its tip at the point: "the loss spikes here".
+    UpTriangle,
     Diamond,
 }
 

@@ -54,12 +54,18 @@ fn inline_svg(svg: &str) -> &str {
 
 pub fn render(doc: &Doc) -> String {
     let mut out = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n<p>{}</p>\n<h2>Summary</h2>\n<p>{}</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n<p>{}</p>\n<h2>Summary</h2>\n<ul>\n",
         escape(&doc.title),
         escape(&doc.title),
         escape(&doc.subject),
-        escape(&doc.summary.join(" "))
     );
+    for line in &doc.headline {
+        out.push_str(&format!("<li>{}</li>\n", escape(line)));
+    }
+    out.push_str("</ul>\n");
+    if !doc.details.is_empty() {
+        out.push_str(&format!("<p>{}</p>\n", escape(&doc.details.join(" "))));
+    }
     if !doc.next_steps.is_empty() {
         out.push_str("<p><strong>To confirm:</strong></p>\n<ul>\n");
         for s in &doc.next_steps {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::attribute::arms::{ArmAnalysis, FactorEffect, level_text};
 use crate::attribute::{
-    CauseFinding, EventStat, ExplainedDrop, Interval, Overfitting, RunAnalysis, TraceAnalysis,
+    CauseFinding, EventStat, ExplainedDrop, Hint, Interval, Overfitting, RunAnalysis, TraceAnalysis,
 };
 use crate::events::EventKind;
 
@@ -36,17 +36,19 @@ fn cause(a: &TraceAnalysis, f: &CauseFinding) -> Value {
         "confidence": num(f.confidence),
         "level": name(&f.level),
         "effect_log": f.effect_log.as_ref().map_or(Value::Null, interval),
+        "basis": name(&f.basis()),
         "drops_explained": content::drops_explained(a, f.cause),
         "evidence": f.evidence,
         "advice": f.cause.advice(),
     })
 }
 
+/// Signed as every change in the report: negative for a drop.
 fn drop(d: &ExplainedDrop) -> Value {
     json!({
         "step": d.step,
-        "size_log": num(d.log),
-        "rel": num(d.rel),
+        "change_log": num(-d.log),
+        "rel_change": num(-d.rel),
         "z": num(d.z),
         "shape": name(&d.shape),
         "explained_by": d.explained_by.as_str(),
@@ -78,11 +80,29 @@ fn overfitting(o: &Overfitting) -> Value {
         "best_epoch": o.best_epoch,
         "best_val_loss": opt_num(o.best_val_loss),
         "final_val_loss": opt_num(o.final_val_loss),
-        "recent_slope_per_epoch": opt_num(o.recent_slope_per_epoch),
-        "trend_p_value": opt_num(o.trend_p_value),
+        "window": o.window.as_ref().map_or(Value::Null, |w| json!({
+            "test": name(&w.test),
+            "from_epoch": w.from_epoch,
+            "to_epoch": w.to_epoch,
+            "points": w.points,
+            "slope_per_epoch": num(w.slope_per_epoch),
+            "p_value": num(w.p_value),
+        })),
         "gap": opt_num(o.gap),
         "message": o.message,
     })
+}
+
+/// A hint as data with the sentence a reader sees.
+fn hint(h: &Hint) -> Value {
+    let mut v = serde_json::to_value(h).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("message".into(), json!(content::hint_line(h)));
+        if let Some(p) = m.get("p_value").and_then(Value::as_f64) {
+            m.insert("p_value".into(), num(p));
+        }
+    }
+    v
 }
 
 fn signatures(a: &TraceAnalysis) -> Value {
@@ -123,6 +143,7 @@ fn analysis(a: &TraceAnalysis) -> serde_json::Map<String, Value> {
         "n_steps": a.n_steps,
         "steps_per_epoch": opt_num(a.steps_per_epoch),
         "diverged": a.diverged,
+        "diverged_at": a.diverged_at,
         "log_mode": a.log_mode.as_ref().map_or(Value::Null, name),
         "noise_sigma": num(a.detection.noise_sigma),
         "event_counts": counts,
@@ -134,6 +155,7 @@ fn analysis(a: &TraceAnalysis) -> serde_json::Map<String, Value> {
         "event_stats": a.event_stats.iter().map(event_stat).collect::<Vec<_>>(),
         "signatures": signatures(a),
         "overfitting": overfitting(&a.overfitting),
+        "hints": a.hints.iter().map(hint).collect::<Vec<_>>(),
         "cleaning": {
             "n_input": c.n_input, "n_kept": c.n_kept, "n_nan": c.n_nan, "n_inf": c.n_inf,
             "n_nonpositive": c.n_nonpositive, "n_duplicates": c.n_duplicates,
@@ -159,6 +181,7 @@ pub fn trace(source: &str, a: &TraceAnalysis, rendered: Option<&[Plot]>) -> Valu
     m.insert("kind".into(), json!("trace"));
     m.insert("dropscope_version".into(), json!(env!("CARGO_PKG_VERSION")));
     m.insert("source".into(), json!(source));
+    m.insert("headline".into(), json!(content::trace_headline(a)));
     m.insert("summary".into(), json!(content::trace_summary(a)));
     m.insert("next_steps".into(), json!(content::trace_next_steps(a)));
     m.extend(analysis(a));
@@ -184,7 +207,7 @@ fn factor(f: &FactorEffect) -> Value {
         })).collect::<Vec<_>>(),
         "difference": interval(&f.difference),
         "explains": f.explains,
-        "statement": f.statement,
+        "statement": content::factor_statement(f),
     })
 }
 
@@ -220,7 +243,10 @@ pub fn run(run: &RunAnalysis, rendered: Option<&[Plot]>) -> Value {
         "scenario": {"name": run.scenario, "description": run.description},
         "summary": content::run_summary(run),
         "next_steps": content::run_next_steps(run),
-        "headline": run.headline,
+        "headline": content::run_headline(run),
+        "diverged": run.diverged_cells().iter().map(|d| json!({
+            "arm": d.arm, "seed": d.seed, "step": d.step,
+        })).collect::<Vec<_>>(),
         "factors": run.factors.iter().map(factor).collect::<Vec<_>>(),
         "arms": run.arms.iter().map(arm).collect::<Vec<_>>(),
     });

@@ -10,6 +10,11 @@ fn cell(s: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
+/// Running text on one line each (a list item must not break).
+fn inline(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
 fn table(out: &mut String, t: &Table) {
     out.push_str(&format!("### {}\n\n", t.title));
     if t.rows.is_empty() {
@@ -39,8 +44,15 @@ fn table(out: &mut String, t: &Table) {
 
 pub fn render(doc: &Doc) -> String {
     let mut out = format!("# {}\n\n{}\n\n## Summary\n\n", doc.title, doc.subject);
-    out.push_str(&doc.summary.join(" "));
-    out.push_str("\n\n");
+    // One line per finding first, so the answer reads at a glance; the details after.
+    for line in &doc.headline {
+        out.push_str(&format!("- {}\n", inline(line)));
+    }
+    out.push('\n');
+    if !doc.details.is_empty() {
+        out.push_str(&inline(&doc.details.join(" ")));
+        out.push_str("\n\n");
+    }
     if !doc.next_steps.is_empty() {
         out.push_str("**To confirm:**\n\n");
         for s in &doc.next_steps {

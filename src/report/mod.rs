@@ -17,6 +17,7 @@ mod render;
 mod schema_check;
 #[cfg(test)]
 mod tests;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -61,12 +62,18 @@ pub fn write_run_report(
         .filter_map(|a| {
             let c = content::representative(a)?;
             Some((
-                format!("{}, seed {}", a.name, c.seed),
+                format!("{}, {}", a.name, seed_shown(a, c.seed)),
                 c.analysis.profile.as_ref()?,
             ))
         })
         .collect();
-    figs.extend(plots::folded("folded", &profiles));
+    // The folded profile shows nothing but noise unless some arm has a within-epoch cause.
+    let within_epoch = run.arms.iter().any(|a| {
+        content::representative(a).is_some_and(|c| plots::has_within_epoch_cause(&c.analysis))
+    });
+    if within_epoch {
+        figs.extend(plots::folded("folded", &profiles));
+    }
     let series: Vec<EffectSeries<'_>> = run
         .arms
         .iter()
@@ -89,7 +96,7 @@ pub fn write_run_report(
             continue;
         };
         let slug = unique_slug(&a.name, &mut used);
-        let label = format!("arm {}, seed {}", a.name, c.seed);
+        let label = format!("arm {}, {}", a.name, seed_shown(a, c.seed));
         figs.push(plots::loss_curve(
             &format!("loss-{slug}"),
             &label,
@@ -104,8 +111,8 @@ pub fn write_run_report(
         ));
     }
     let (rendered, failed) = render_all(dir, figs)?;
-    let mut summary = content::run_summary(run);
-    summary.extend(failed);
+    let mut details = content::run_details(run);
+    details.extend(failed);
     let cells = manifest.cells.len();
     let doc = Doc {
         title: format!("dropscope report: scenario {}", run.scenario),
@@ -121,7 +128,8 @@ pub fn write_run_report(
             manifest.device,
             manifest.dropscope_version
         ),
-        summary,
+        headline: content::run_headline(run),
+        details,
         next_steps: content::run_next_steps(run),
         tables: content::run_tables(run),
         plots: rendered,
@@ -143,7 +151,11 @@ pub fn write_trace_report(
         trace.name.as_str()
     };
     let mut figs = vec![plots::loss_curve("loss", label, trace, analysis)];
-    if let Some(p) = &analysis.profile {
+    if let Some(p) = analysis
+        .profile
+        .as_ref()
+        .filter(|_| plots::has_within_epoch_cause(analysis))
+    {
         figs.extend(plots::folded("folded", &[(label.to_string(), p)]));
     }
     figs.extend(plots::train_val("val", label, trace, analysis));
@@ -156,8 +168,8 @@ pub fn write_trace_report(
         }],
     ));
     let (rendered, failed) = render_all(dir, figs)?;
-    let mut summary = content::trace_summary(analysis);
-    summary.extend(failed);
+    let mut details = content::trace_details(analysis);
+    details.extend(failed);
     let doc = Doc {
         title: format!("dropscope report: {label}"),
         subject: format!(
@@ -174,7 +186,8 @@ pub fn write_trace_report(
                 format!(", {} validation points", trace.val.len())
             }
         ),
-        summary,
+        headline: content::trace_headline(analysis),
+        details,
         next_steps: content::trace_next_steps(analysis),
         tables: content::trace_tables(analysis),
         plots: rendered,
@@ -191,6 +204,15 @@ pub fn run_json(_manifest: &Manifest, run: &RunAnalysis) -> serde_json::Value {
 
 pub fn trace_json(source: &str, _trace: &Trace, analysis: &TraceAnalysis) -> serde_json::Value {
     json::trace(source, analysis, None)
+}
+
+/// Which seed a per-arm plot shows: only one is drawn, and the reader must know it.
+fn seed_shown(arm: &crate::attribute::ArmAnalysis, seed: u64) -> String {
+    if arm.cells.len() > 1 {
+        format!("seed {seed} shown (of {} seeds)", arm.cells.len())
+    } else {
+        format!("seed {seed}")
+    }
 }
 
 /// A file-name-safe form of an arm name, distinct from those already `used`.

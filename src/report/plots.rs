@@ -4,6 +4,7 @@
 //! to show is left out (None) or says so in its notes, never a panic.
 
 use crate::attribute::{Cause, FoldedProfile, OverfitVerdict, RunAnalysis, TraceAnalysis};
+use crate::detect::DropShape;
 use crate::events::EventKind;
 use crate::trace::Trace;
 
@@ -15,6 +16,9 @@ const LOG_RATIO: f64 = 10.0;
 /// More epoch lines than this would paint the plot grey.
 const MAX_EPOCH_LINES: usize = 60;
 const MAX_EVENT_LINES: usize = 150;
+/// A recovery drop this many steps after a spike is its fall (the detector's own
+/// `spike_max_width` default).
+const SPIKE_FALL_WITHIN: u64 = 500;
 
 /// A non-empty, finite range: a single value or nothing widens to something drawable.
 fn span(lo: f64, hi: f64) -> (f64, f64) {
@@ -67,11 +71,16 @@ pub fn loss_curve(stem: &str, label: &str, trace: &Trace, a: &TraceAnalysis) -> 
         .map(|s| s.loss)
         .filter(|v| v.is_finite())
         .collect();
+    // The trend is drawn without the points inside a spike: the local fits between a
+    // spike's rise and its fall follow it up, and a trend line that climbs with every
+    // spike hides the level the drops are measured against.
+    let spans = spike_spans(a);
+    let in_spike = |step: u64| spans.iter().any(|&(lo, hi)| step + 1 >= lo && step <= hi);
     let trend: Vec<(f64, f64)> = a
         .detection
         .trend
         .iter()
-        .filter(|t| t.value.is_finite())
+        .filter(|t| t.value.is_finite() && !in_spike(t.step))
         .map(|t| (t.step as f64, t.value))
         .collect();
     // The raw range without its rarest outliers, so one exploding step does not flatten
@@ -136,15 +145,16 @@ pub fn loss_curve(stem: &str, label: &str, trace: &Trace, a: &TraceAnalysis) -> 
             dash: Dash::Solid,
         });
         f.legend(
-            "trend (detector's local fit)",
+            "trend (detector's local fit, spikes left out)",
             oi::BLUE,
             Sample::Line(Dash::Solid, 2),
         );
     }
     drop_markers(&mut f, a);
+    spike_markers(&mut f, trace, a);
     let n_drops = a.detection.drops.len();
     f.caption = format!(
-        "Training loss of {label} per optimizer step{}, the detector's trend (blue), {n_drops} detected drop{} (triangles, the bar spans the drop), and the events tested (vertical lines).",
+        "Training loss of {label} per optimizer step{}, the detector's trend (blue), {n_drops} detected drop{} (triangles pointing down, the bar spans the drop), spikes (triangles pointing up), and the events tested (vertical lines).",
         if trace.steps.len() > 2 * COLUMNS {
             " (grey band: min–max of each pixel column)"
         } else {
@@ -160,11 +170,12 @@ pub fn loss_curve(stem: &str, label: &str, trace: &Trace, a: &TraceAnalysis) -> 
 
 fn event_lines(f: &mut Figure, a: &TraceAnalysis) {
     let styles = [
+        // Dotted sky blue, so epoch starts never share the grey of the per-step loss.
         (
             EventKind::EpochStart,
-            oi::GREY,
+            oi::SKY_BLUE,
             1,
-            Dash::Solid,
+            Dash::Dotted,
             "epoch start",
         ),
         (
@@ -190,7 +201,7 @@ fn event_lines(f: &mut Figure, a: &TraceAnalysis) {
         ),
         (
             EventKind::OptimizerReset,
-            oi::SKY_BLUE,
+            oi::BLACK,
             2,
             Dash::Dotted,
             "optimizer reset",
@@ -273,6 +284,72 @@ fn drop_markers(f: &mut Figure, a: &TraceAnalysis) {
             Sample::Marker(Shape::DownTriangle),
         );
     }
+}
+
+/// Steps each spike holds the loss up: from its rise to the fall the detector found after
+/// it (a `recovery` drop), or to twice its half-height width when it found none.
+fn spike_spans(a: &TraceAnalysis) -> Vec<(u64, u64)> {
+    a.detection
+        .spikes
+        .iter()
+        .map(|s| {
+            let fall = a
+                .detection
+                .drops
+                .iter()
+                .filter(|d| d.shape == DropShape::Recovery && d.step > s.step)
+                .map(|d| d.step)
+                .min()
+                .filter(|&f| f <= s.step + SPIKE_FALL_WITHIN);
+            (s.step, fall.unwrap_or(s.step + 2 * s.width.max(1)))
+        })
+        .collect()
+}
+
+/// Spikes as triangles pointing up at their highest logged loss, with a legend entry: a
+/// spike is not a drop, but the fall after it is, and a reader must see both.
+fn spike_markers(f: &mut Figure, trace: &Trace, a: &TraceAnalysis) {
+    let peak = |from: u64, to: u64| {
+        trace
+            .steps
+            .iter()
+            .filter(|s| s.step >= from && s.step <= to && s.loss.is_finite())
+            .map(|s| (s.step as f64, s.loss))
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+    };
+    let points: Vec<(f64, f64)> = a
+        .detection
+        .spikes
+        .iter()
+        .filter_map(|s| peak(s.step, s.step + s.width.max(1)))
+        .collect();
+    if points.is_empty() {
+        return;
+    }
+    f.legend(
+        format!("spike ({})", points.len()),
+        oi::ORANGE,
+        Sample::Marker(Shape::UpTriangle),
+    );
+    f.layers.push(Layer::Markers {
+        points,
+        color: oi::ORANGE,
+        shape: Shape::UpTriangle,
+        size: 5,
+    });
+}
+
+/// Whether a within-epoch cause was named: only then does the folded profile show
+/// anything but noise around zero.
+pub fn has_within_epoch_cause(a: &TraceAnalysis) -> bool {
+    [
+        Cause::EpochBoundary,
+        Cause::RunningMeanArtifact,
+        Cause::DataOrder,
+        Cause::LastBatch,
+    ]
+    .into_iter()
+    .any(|c| a.names(c))
 }
 
 /// Plot 2: the epoch-folded profile, one mean line and 95% band per arm (or trace).
@@ -634,6 +711,16 @@ pub fn effects(stem: &str, series: &[EffectSeries<'_>]) -> Option<Figure> {
     let pad = (hi - lo) * 0.08;
     f.y_range = (lo - pad, hi + pad);
     f.notes.push("below 0: the loss drops at the event".into());
+    // A single event has no interval: its point stands alone, and the note says why.
+    if series.iter().any(|s| {
+        s.analysis
+            .event_stats
+            .iter()
+            .any(|st| !st.median_effect_log.has_bounds())
+    }) {
+        f.notes
+            .push("a point without a bar: one event, no CI".into());
+    }
     if series.len() > f.legend.len() {
         f.notes.push("one point per seed".into());
     }

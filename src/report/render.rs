@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Once;
 
+use ab_glyph::{Font, ScaleFont};
 use plotters::coord::Shift;
 use plotters::coord::combinators::LogCoord;
 use plotters::coord::ranged1d::{
@@ -41,7 +42,7 @@ fn err(e: impl std::fmt::Display) -> String {
 pub fn png(fig: &Figure, path: &Path) -> Result<(), String> {
     ensure_font();
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    draw(&root, fig)?;
+    draw(&root, fig, Glyphs::OneByOne)?;
     root.present().map_err(err)
 }
 
@@ -50,10 +51,71 @@ pub fn svg(fig: &Figure) -> Result<String, String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, fig)?;
+        draw(&root, fig, Glyphs::Whole)?;
         root.present().map_err(err)?;
     }
     Ok(out)
+}
+
+/// How our own text (title, legend, notes) is drawn. plotters' bitmap text puts each
+/// glyph at its advance without its left side bearing, so letters crowd and gaps open
+/// ("fresh _data", "co ntrol"); on a bitmap each glyph is placed here instead. An SVG
+/// viewer lays text out itself, correctly, so SVG text goes whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Glyphs {
+    OneByOne,
+    Whole,
+}
+
+/// The horizontal layout of `text` at `size` pixels: each character with the x of its
+/// glyph's left edge (pen position plus bearing and kerning), and the total advance.
+fn layout(text: &str, size: f32) -> (Vec<(char, f32)>, f32) {
+    let Ok(font) = ab_glyph::FontRef::try_from_slice(dejavu::sans::regular()) else {
+        return (Vec::new(), 0.0);
+    };
+    let sf = font.as_scaled(size);
+    let mut pen = 0.0f32;
+    let mut prev = None;
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        let id = sf.glyph_id(c);
+        if let Some(p) = prev {
+            pen += sf.kern(p, id);
+        }
+        let glyph = id.with_scale(size);
+        if let Some(o) = sf.outline_glyph(glyph) {
+            out.push((c, pen + o.px_bounds().min.x));
+        }
+        pen += sf.h_advance(id);
+        prev = Some(id);
+    }
+    (out, pen)
+}
+
+fn text<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    s: &str,
+    (x, y): (i32, i32),
+    style: &TextStyle,
+    glyphs: Glyphs,
+) -> Result<(), String> {
+    match glyphs {
+        Glyphs::Whole => area
+            .draw(&Text::new(s.to_string(), (x, y), style.clone()))
+            .map_err(err),
+        Glyphs::OneByOne => {
+            let (placed, _) = layout(s, style.font.get_size() as f32);
+            for (c, at) in placed {
+                area.draw(&Text::new(
+                    c.to_string(),
+                    (x + at.round() as i32, y),
+                    style.clone(),
+                ))
+                .map_err(err)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 fn rgb(c: Rgb) -> RGBColor {
@@ -70,11 +132,20 @@ fn dash_px(d: Dash) -> (u32, u32) {
     }
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Result<(), String> {
+/// Height of the title band above the plot.
+const TITLE_H: u32 = 30;
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    fig: &Figure,
+    glyphs: Glyphs,
+) -> Result<(), String> {
     root.fill(&WHITE).map_err(err)?;
-    let body = root
-        .titled(&fig.title, (FONT, 18).into_font())
-        .map_err(err)?;
+    let (head, body) = root.split_vertically(TITLE_H);
+    let title = TextStyle::from((FONT, 18).into_font());
+    let (_, width) = layout(&fig.title, 18.0);
+    let left = ((WIDTH as f32 - width) / 2.0).max(4.0) as i32;
+    text(&head, &fig.title, (left, 4), &title, glyphs)?;
     let (w, _) = body.dim_in_pixel();
     let (plot, side) = body.split_horizontally(w.saturating_sub(LEGEND_W));
     let (y0, y1) = fig.y_range;
@@ -83,7 +154,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Resu
     } else {
         chart(&plot, fig, y0..y1)?;
     }
-    legend(&side, fig)
+    legend(&side, fig, glyphs)
 }
 
 fn chart<DB, Y>(area: &DrawingArea<DB, Shift>, fig: &Figure, y: Y) -> Result<(), String>
@@ -209,6 +280,13 @@ where
                         }))
                         .map_err(err)?;
                     }
+                    Shape::UpTriangle => {
+                        c.draw_series(pts.map(|p| {
+                            EmptyElement::at(p)
+                                + Polygon::new(vec![(-s, 2 * s + 3), (s, 2 * s + 3), (0, 3)], style)
+                        }))
+                        .map_err(err)?;
+                    }
                     Shape::Diamond => {
                         c.draw_series(pts.map(|p| {
                             EmptyElement::at(p)
@@ -328,8 +406,12 @@ where
     Ok(())
 }
 
-fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> Result<(), String> {
-    let font = (FONT, 13).into_font();
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    fig: &Figure,
+    glyphs: Glyphs,
+) -> Result<(), String> {
+    let font = TextStyle::from((FONT, 13).into_font());
     let grey = (FONT, 12).into_font().color(&RGBColor(90, 90, 90));
     let mut y = 24i32;
     for e in &fig.legend {
@@ -362,6 +444,10 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> Re
                         vec![(23 - s, y - s), (23 + s, y - s), (23, y + s)],
                         style,
                     )),
+                    Shape::UpTriangle => area.draw(&Polygon::new(
+                        vec![(23 - s, y + s), (23 + s, y + s), (23, y - s)],
+                        style,
+                    )),
                     Shape::Diamond => area.draw(&Polygon::new(
                         vec![(23, y - s), (23 + s, y), (23, y + s), (23 - s, y)],
                         style,
@@ -371,12 +457,7 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> Re
             }
         }
         for (i, line) in wrap(&e.label, 28).iter().enumerate() {
-            area.draw(&Text::new(
-                line.clone(),
-                (48, y - 8 + 16 * i as i32),
-                font.clone(),
-            ))
-            .map_err(err)?;
+            text(area, line, (48, y - 8 + 16 * i as i32), &font, glyphs)?;
             if i > 0 {
                 y += 16;
             }
@@ -386,8 +467,7 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> Re
     y += 6;
     for note in &fig.notes {
         for line in wrap(note, 34) {
-            area.draw(&Text::new(line, (6, y - 8), grey.clone()))
-                .map_err(err)?;
+            text(area, &line, (6, y - 8), &grey, glyphs)?;
             y += 16;
         }
         y += 4;
@@ -478,6 +558,35 @@ mod tests {
         let b = LogAxis::new(1e-6, 10.0);
         assert_eq!(b.ticks.len(), 8);
         assert_eq!(snap(1e-17, 0.3), 0.0);
+    }
+
+    #[test]
+    fn glyphs_keep_their_bearings_so_underscores_stay_attached() {
+        let size = 13.0;
+        let (placed, width) = layout("fresh_data", size);
+        assert_eq!(placed.len(), 10);
+        let font = ab_glyph::FontRef::try_from_slice(dejavu::sans::regular()).unwrap();
+        let sf = font.as_scaled(size);
+        let bounds = |c: char, x: f32| {
+            let g = sf
+                .glyph_id(c)
+                .with_scale_and_position(size, ab_glyph::point(x, 0.0));
+            sf.outline_glyph(g).unwrap().px_bounds()
+        };
+        let at = |c: char| placed.iter().find(|p| p.0 == c).unwrap().1;
+        // The underscore starts where the h ends, as the font means it to.
+        let gap = at('_') - (at('h') + bounds('h', 0.0).width());
+        assert!(gap <= 0.5, "{placed:?}");
+        // plotters alone puts each glyph's left edge at its pen position, without its
+        // bearing: the gap before an underscore the issue saw, a pixel or more wider.
+        let mut pen = 0.0;
+        for c in "fresh".chars() {
+            pen += sf.h_advance(sf.glyph_id(c));
+        }
+        let naive_gap = sf.h_advance(sf.glyph_id('h')) - bounds('h', 0.0).width();
+        assert!(naive_gap > gap + 1.0, "no gap to fix: {naive_gap} {gap}");
+        assert!(at('_') < pen, "{placed:?}");
+        assert!(width > 50.0 && width < 80.0, "{width}");
     }
 
     #[test]

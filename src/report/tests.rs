@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::attribute::{AnalyzeOptions, analyze_run, analyze_trace};
+use crate::attribute::{Cause, OverfitVerdict};
 use crate::manifest::{ArmInfo, CellInfo, CellStatus, Manifest, ScenarioInfo};
 use crate::synth::{Difficulty, NoiseKind, SynthSpec, planted};
 use crate::trace::{StepRecord, Trace, ValRecord};
@@ -194,6 +195,7 @@ fn manifest(arms: &[(&str, bool, bool)], seeds: &[u64]) -> Manifest {
                     status: CellStatus::Completed,
                     steps: 0,
                     epochs: 0,
+                    planned_steps: 0,
                     diverged_at_step: None,
                     wall_s: 0.0,
                     error: None,
@@ -201,6 +203,7 @@ fn manifest(arms: &[(&str, bool, bool)], seeds: &[u64]) -> Manifest {
             })
             .collect(),
         shard: None,
+        missing_cells: Vec::new(),
         started_unix: 0,
         wall_s: 0.0,
     }
@@ -359,4 +362,377 @@ fn a_million_step_report_stays_small() {
     assert!(html < 3_000_000, "report.html is {html} bytes");
     check_folder(&files);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `trace` with every loss from `from` on NaN (and one infinite): a run that diverged there.
+fn diverge(mut t: Trace, from: usize) -> Trace {
+    for s in &mut t.steps[from..] {
+        s.loss = f64::NAN;
+    }
+    if let Some(s) = t.steps.get_mut(from + 3) {
+        s.loss = f64::INFINITY;
+    }
+    t
+}
+
+#[test]
+fn a_diverged_log_says_so_on_the_first_line_of_every_output() {
+    let t = diverge(epoch_trace("div", 8, 250, 0.2, None, false, 2), 1500);
+    let a = analyze_trace(&t, &AnalyzeOptions::default());
+    assert_eq!(a.diverged_at, Some(1500));
+    let want = "DIVERGED at step 1500 (loss NaN/inf from there on)";
+    let text = text::trace("div.csv", &a, &[]);
+    assert!(text.lines().next().unwrap().starts_with(want), "{text}");
+    let json = trace_json("div.csv", &t, &a);
+    assert!(json["headline"][0].as_str().unwrap().starts_with(want));
+    assert_eq!(json["diverged_at"], 1500);
+    let dir = out_dir("diverged");
+    let files = write_trace_report(&dir, "div.csv", &t, &a).unwrap();
+    let (_, md, _) = check_folder(&files);
+    let first_item = md.lines().find(|l| l.starts_with("- ")).unwrap();
+    assert!(first_item.starts_with(&format!("- {want}")), "{md}");
+    // The analysis covers the finite part: the epoch starts before 1500 are still tested.
+    assert!(a.names(Cause::EpochBoundary), "{:?}", a.causes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_run_with_diverged_cells_leads_with_each_of_them() {
+    let m = manifest(&[("a", true, true), ("b", false, false)], &[1, 2]);
+    let mut traces = BTreeMap::new();
+    for (arm, seed) in [("a", 1), ("a", 2), ("b", 1), ("b", 2)] {
+        let t = epoch_trace(arm, 4, 200, 0.0, None, true, seed);
+        let t = if arm == "b" && seed == 2 {
+            diverge(t, 300)
+        } else {
+            t
+        };
+        traces.insert((arm.to_string(), seed), t);
+    }
+    let run = analyze_run(&m, &traces, &AnalyzeOptions::default());
+    let diverged = run.diverged_cells();
+    assert_eq!(diverged.len(), 1);
+    assert_eq!((diverged[0].arm.as_str(), diverged[0].seed), ("b", 2));
+    let want = "DIVERGED at step 300 (loss NaN/inf from there on): arm b, seed 2";
+    let text = text::run(&run);
+    assert!(text.starts_with(want), "{text}");
+    let json = run_json(&m, &run);
+    assert_valid(&json);
+    assert!(json["headline"][0].as_str().unwrap().starts_with(want));
+    assert_eq!(json["diverged"][0]["step"], 300);
+    let dir = out_dir("diverged-run");
+    let files = write_run_report(&dir, &m, &run, &traces).unwrap();
+    let (_, md, _) = check_folder(&files);
+    let first_item = md.lines().find(|l| l.starts_with("- ")).unwrap();
+    assert!(first_item.starts_with(&format!("- {want}")), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cleaning_counts_add_up_and_a_large_unusable_share_is_warned_about() {
+    let mut t = epoch_trace("holes", 8, 250, 0.0, None, false, 4);
+    for (i, s) in t.steps.iter_mut().enumerate() {
+        match i % 10 {
+            3 => s.loss = 0.0,
+            7 => s.loss = f64::NAN,
+            _ => {}
+        }
+    }
+    let a = analyze_trace(&t, &AnalyzeOptions::default());
+    let json = trace_json("holes.csv", &t, &a);
+    let c = &json["cleaning"];
+    let n = |k: &str| c[k].as_u64().unwrap();
+    assert_eq!(
+        n("n_kept") + n("n_nan") + n("n_inf") + n("n_nonpositive") + n("n_duplicates"),
+        n("n_input"),
+        "{c}"
+    );
+    assert_eq!((n("n_nonpositive"), n("n_kept")), (200, 1600));
+    let headline = content::trace_headline(&a);
+    assert!(
+        headline
+            .iter()
+            .any(|l| l.starts_with("Warning: 20% of the losses")),
+        "{headline:?}"
+    );
+    // A few bad rows are no news.
+    let mut few = epoch_trace("few", 8, 250, 0.0, None, false, 4);
+    few.steps[100].loss = f64::NAN;
+    let a = analyze_trace(&few, &AnalyzeOptions::default());
+    assert!(content::cleaning_warning(&a).is_none());
+}
+
+#[test]
+fn a_cause_named_by_its_test_alone_says_so_beside_no_drops() {
+    // Small sawtooth drops: significant together at the epoch starts, none alone.
+    let t = epoch_trace("small", 16, 250, 0.05, None, false, 3);
+    let a = analyze_trace(&t, &AnalyzeOptions::default());
+    assert!(a.drops.is_empty(), "{:?}", a.drops);
+    let f = a.finding(Cause::EpochBoundary).expect("named by the test");
+    assert_eq!(f.basis(), crate::attribute::Basis::Test);
+    let line = content::cause_line(f);
+    assert!(
+        line.contains("the test at epoch starts only; no detected drop is attributed to it"),
+        "{line}"
+    );
+    let text = text::trace("small.csv", &a, &[]);
+    assert!(text.contains("drops: none detected"), "{text}");
+    assert!(text.contains(&line), "{text}");
+    let json = trace_json("small.csv", &t, &a);
+    assert_eq!(json["causes"][0]["basis"], "test");
+}
+
+#[test]
+fn summary_counts_come_from_the_printed_drop_list() {
+    let t = epoch_trace("saw", 16, 250, 0.25, Some(11), false, 3);
+    let a = analyze_trace(&t, &AnalyzeOptions::default());
+    assert!(a.drops.len() > 5);
+    let line = content::drops_line(&a);
+    let mut total = 0;
+    for c in Cause::ALL {
+        let n = a.drops.iter().filter(|d| d.explained_by == c).count();
+        if n > 0 {
+            assert!(line.contains(&format!("{n} {c}")), "{line}");
+            total += n;
+        }
+    }
+    assert_eq!(total, a.drops.len());
+    // The event column agrees with the cause: an epoch_boundary drop is at an epoch start.
+    for d in &a.drops {
+        if d.explained_by == Cause::EpochBoundary {
+            assert_eq!(d.event, Some(crate::events::EventKind::EpochStart), "{d:?}");
+        }
+    }
+}
+
+#[test]
+fn a_single_event_has_no_zero_width_interval() {
+    let t = epoch_trace("cut", 16, 250, 0.0, Some(11), false, 3);
+    let a = analyze_trace(&t, &AnalyzeOptions::default());
+    let lr = a.stat(crate::events::EventKind::LrDecrease).unwrap();
+    assert_eq!(lr.n_tested, 1);
+    let json = trace_json("cut.csv", &t, &a);
+    let s = json["event_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["event"] == "lr_decrease")
+        .unwrap();
+    assert!(s["median_effect_log"]["low"].is_null(), "{s}");
+    let table = content::events_table("t", &a);
+    let row = table.rows.iter().find(|r| r[0] == "LR decrease").unwrap();
+    assert!(row[5].ends_with("(one event, no CI)"), "{row:?}");
+    let f = a.finding(Cause::LrChange).expect("the cut is named");
+    assert!(
+        f.evidence[0].contains("one event, no CI"),
+        "{:?}",
+        f.evidence
+    );
+    assert!(!f.evidence[0].contains("95% CI"), "{:?}", f.evidence);
+}
+
+#[test]
+fn the_overfitting_table_shows_the_window_the_verdict_tested() {
+    let t = epoch_trace("u", 16, 250, 0.0, None, true, 3);
+    let a = analyze_trace(&t, &AnalyzeOptions::default());
+    let o = &a.overfitting;
+    assert_eq!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
+    let w = o.window.as_ref().unwrap();
+    let table = content::overfit_table("o", &[("u".into(), o)]);
+    assert_eq!(table.header[5], "window tested");
+    let row = &table.rows[0];
+    assert_eq!(row[5], content::window_text(w));
+    assert!(row[5].contains("after the best"), "{row:?}");
+    assert_eq!(row[6], content::signed(w.slope_per_epoch));
+    assert_eq!(row[7], content::pval(w.p_value));
+    // The message quotes the same window and does not end on the gap.
+    assert!(
+        o.message
+            .contains(&format!("epochs {}-{}", w.from_epoch, w.to_epoch)),
+        "{}",
+        o.message
+    );
+    assert!(!o.message.contains("gap"), "{}", o.message);
+    let json = trace_json("u.csv", &t, &a);
+    assert_eq!(json["overfitting"]["window"]["test"], "rise_after_best");
+    assert_eq!(json["overfitting"]["window"]["from_epoch"], w.from_epoch);
+}
+
+/// `epoch_trace` as a log without an epoch column.
+fn without_epochs(mut t: Trace) -> Trace {
+    for s in &mut t.steps {
+        s.epoch = None;
+        s.batch = None;
+    }
+    t
+}
+
+#[test]
+fn drops_recurring_without_an_epoch_column_suggest_the_epoch_length() {
+    let t = without_epochs(epoch_trace("p", 10, 600, 0.25, None, false, 5));
+    let a = analyze_trace(&t, &AnalyzeOptions::default());
+    let [crate::attribute::Hint::RecurringDrops(h)] = a.hints.as_slice() else {
+        panic!("no hint: {:?} drops at {:?}", a.hints, a.drops);
+    };
+    assert!(h.period.abs_diff(600) <= 3, "{h:?}");
+    let line = content::hint_line(&a.hints[0]);
+    assert!(
+        line.contains(&format!(
+            "Drops recur every {0} steps: epoch starts? Rerun with --steps-per-epoch {0}",
+            h.period
+        )),
+        "{line}"
+    );
+    let json = trace_json("p.csv", &t, &a);
+    assert_eq!(json["hints"][0]["kind"], "recurring_drops");
+    assert_valid(&json);
+    // With the epochs known there is nothing to suggest.
+    let known = epoch_trace("p", 10, 600, 0.25, None, false, 5);
+    assert!(
+        analyze_trace(&known, &AnalyzeOptions::default())
+            .hints
+            .is_empty()
+    );
+    // Nor without periodic drops: a clean curve, and one with an LR cut and a spike.
+    for t in [
+        without_epochs(epoch_trace("flat", 10, 600, 0.0, None, false, 6)),
+        without_epochs(epoch_trace("cut", 10, 600, 0.0, Some(4), false, 7)),
+    ] {
+        let a = analyze_trace(&t, &AnalyzeOptions::default());
+        assert!(a.hints.is_empty(), "{:?} drops {:?}", a.hints, a.drops);
+    }
+}
+
+#[test]
+fn terminal_text_says_each_thing_once_in_plain_words_with_one_sign_convention() {
+    let m = manifest(
+        &[("fresh", true, true), ("fixed set", false, false)],
+        &[1, 2],
+    );
+    let mut traces = BTreeMap::new();
+    for seed in [1u64, 2] {
+        traces.insert(
+            ("fresh".to_string(), seed),
+            epoch_trace("fresh", 12, 200, 0.0, None, true, seed),
+        );
+        traces.insert(
+            ("fixed set".to_string(), seed),
+            epoch_trace("fixed", 12, 200, 0.25, None, true, seed + 10),
+        );
+    }
+    let run = analyze_run(&m, &traces, &AnalyzeOptions::default());
+    let text = text::run(&run);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut unique = lines.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), lines.len(), "a line repeats:\n{text}");
+    // One line per arm, naming its causes once.
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("epoch_boundary"))
+            .count(),
+        2,
+        "the factor line and the arm line:\n{text}"
+    );
+    for bad in ["log|", "High", "Medium", "Low"] {
+        assert!(!text.contains(bad), "{bad}:\n{text}");
+    }
+    for l in &lines[1..] {
+        let first = l.trim_start_matches(['-', ' ']).chars().next().unwrap();
+        assert!(first.is_uppercase(), "{l}");
+    }
+    // A drop is negative in every column that carries a sign.
+    let a = &run.arms[1].cells[0].analysis;
+    let t = text::trace("fixed.csv", a, &[]);
+    let row = t
+        .lines()
+        .find(|l| l.trim_start().starts_with(&a.drops[0].step.to_string()))
+        .unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        cols[1].starts_with('-') && cols[2].starts_with('-') && cols[3].starts_with('-'),
+        "{row}"
+    );
+    let json = trace_json("fixed.csv", &traces[&("fixed set".to_string(), 1)], a);
+    let d = &json["drops"][0];
+    assert!(d["change_log"].as_f64().unwrap() < 0.0 && d["z"].as_f64().unwrap() < 0.0);
+    let e = &json["event_stats"][0]["median_effect_log"]["estimate"];
+    assert!(e.as_f64().unwrap() < 0.0);
+}
+
+#[test]
+fn plots_tell_epoch_starts_from_the_loss_mark_spikes_and_keep_the_trend_down() {
+    let mut t = epoch_trace("spiky", 16, 250, 0.25, None, false, 3);
+    for (i, s) in t.steps.iter_mut().enumerate().skip(1700).take(200) {
+        s.loss *= (-((i - 1700) as f64) / 30.0).exp().exp();
+    }
+    let a = analyze_trace(&t, &AnalyzeOptions::default());
+    assert_eq!(a.detection.spikes.len(), 1, "{:?}", a.detection.spikes);
+    let f = plots::loss_curve("loss", "spiky", &t, &a);
+    let color = |label: &str| {
+        f.legend
+            .iter()
+            .find(|e| e.label.starts_with(label))
+            .unwrap_or_else(|| panic!("no legend entry {label}: {:?}", f.legend))
+            .color
+    };
+    assert_ne!(color("epoch start"), color("per-step loss"));
+    assert_eq!(color("spike (1)"), figure::okabe_ito::ORANGE);
+    // No trend point between the spike's rise and its fall.
+    let s = &a.detection.spikes[0];
+    let trend = f
+        .layers
+        .iter()
+        .find_map(|l| match l {
+            figure::Layer::Line {
+                points, width: 2, ..
+            } => Some(points),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        !trend
+            .iter()
+            .any(|p| p.0 >= s.step as f64 && p.0 <= (s.step + s.width) as f64),
+        "the trend follows the spike"
+    );
+}
+
+#[test]
+fn plots_say_which_seed_they_show_and_skip_an_empty_fold() {
+    let m = manifest(&[("a", true, true), ("b", false, false)], &[1, 2]);
+    let mut traces = BTreeMap::new();
+    for (arm, seed) in [("a", 1), ("a", 2), ("b", 1), ("b", 2)] {
+        traces.insert(
+            (arm.to_string(), seed),
+            epoch_trace(arm, 4, 200, 0.0, None, false, seed),
+        );
+    }
+    let run = analyze_run(&m, &traces, &AnalyzeOptions::default());
+    let dir = out_dir("seed-shown");
+    let files = write_run_report(&dir, &m, &run, &traces).unwrap();
+    let (json, _, _) = check_folder(&files);
+    let plots = json["plots"].as_array().unwrap();
+    let loss = plots.iter().find(|p| p["name"] == "loss-a").unwrap();
+    assert!(
+        loss["title"]
+            .as_str()
+            .unwrap()
+            .contains("seed 1 shown (of 2 seeds)"),
+        "{loss}"
+    );
+    // No arm has a within-epoch cause: the folded profile would show noise only.
+    assert!(!plots.iter().any(|p| p["name"] == "folded"), "{plots:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let saw = epoch_trace("saw", 8, 250, 0.25, None, false, 3);
+    let j = report_of("saw-fold", &saw);
+    assert!(
+        j["plots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "folded")
+    );
 }

@@ -172,6 +172,16 @@ fn a_killed_run_leaves_analysable_traces() {
     assert!(t.steps.len() >= 19);
     // Whole epochs only: flushing happens at epoch ends.
     assert_eq!(t.steps.len() % 5, 0);
+    // The manifest follows the disk epoch by epoch (a kill between the trace's flush and
+    // the manifest's rewrite leaves it one epoch behind at most).
+    let on_disk = t.steps.len() as u64;
+    assert!(
+        m.cells[0].steps <= on_disk && on_disk - m.cells[0].steps <= 5,
+        "manifest {} vs disk {on_disk}",
+        m.cells[0].steps
+    );
+    assert_eq!(m.cells[0].planned_steps, 10_000);
+    assert!(!m.completeness().is_complete());
 }
 
 #[test]

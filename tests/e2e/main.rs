@@ -4,4 +4,7 @@ mod analysis;
 mod common;
 mod harness;
 mod import;
+mod messages;
+mod reliability;
 mod scenarios;
+mod trust;
