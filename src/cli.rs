@@ -77,7 +77,8 @@ pub struct RunArgs {
     /// The run folder to write.
     #[arg(long, default_value = "runs/latest")]
     pub out: PathBuf,
-    /// cpu (the faster CPU backend), flex, ndarray or wgpu.
+    /// cpu (the faster CPU backend), flex, ndarray, or wgpu (also: gpu). wgpu on a machine
+    /// without a GPU runs on a software adapter, and the run warns.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
     /// Run only shard I of N (0-based), e.g. 0/4; combine the folders with `dropscope merge`.
@@ -121,8 +122,8 @@ pub struct InvestigateArgs {
     /// Also write a report folder (Markdown, HTML, JSON, plots) here.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Force the log format: csv, jsonl, tensorboard, burn-train, hf-trainer.
-    #[arg(long)]
+    /// Force the log format (default: detected by content; --help lists them).
+    #[arg(long, long_help = format!("Force the log format (default: detected by content):\n{}", crate::import::Format::help()))]
     pub input_format: Option<crate::import::Format>,
     /// Column holding the step (default: step, global_step, iteration, ...).
     #[arg(long)]
@@ -621,10 +622,15 @@ fn run(args: RunArgs) -> Result<i32, InputError> {
     let failed = summary.failed_cells();
     if !args.quiet {
         eprintln!(
-            "wrote {} cells to {} in {:.1} s",
+            "wrote {} cells to {} in {:.1} s on {}",
             summary.manifest.cells.len(),
             summary.out.display(),
-            summary.manifest.wall_s
+            summary.manifest.wall_s,
+            summary
+                .manifest
+                .adapter
+                .as_ref()
+                .map_or_else(|| summary.manifest.device.clone(), |a| a.to_string())
         );
     }
     for c in &summary.manifest.cells {

@@ -47,6 +47,9 @@ pub struct Manifest {
     pub burn_version: String,
     pub scenario: ScenarioInfo,
     pub device: String,
+    /// What the device really ran on (absent in manifests of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<Adapter>,
     pub seeds: Vec<u64>,
     /// The varied factors' dotted paths, in order.
     pub factors: Vec<String>,
@@ -62,6 +65,49 @@ pub struct Manifest {
     /// Seconds since the Unix epoch.
     pub started_unix: u64,
     pub wall_s: f64,
+}
+
+/// The hardware behind a device: its name as the driver reports it, and its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adapter {
+    pub name: String,
+    pub kind: AdapterKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdapterKind {
+    /// A graphics card.
+    Gpu,
+    /// A wgpu adapter with no card behind it: a software rasterizer running on the CPU.
+    SoftwareGpu,
+    /// A CPU backend (flex, ndarray).
+    Cpu,
+}
+
+impl Adapter {
+    /// A warning when the device is not what its name promises: `wgpu`/`gpu` on a software
+    /// adapter.
+    pub fn warning(&self) -> Option<String> {
+        (self.kind == AdapterKind::SoftwareGpu).then(|| {
+            format!(
+                "--device wgpu found no GPU and runs on '{}', a software adapter on the CPU: \
+                 expect it to be many times slower than --device cpu",
+                self.name
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for Adapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            AdapterKind::Gpu => "GPU",
+            AdapterKind::SoftwareGpu => "software adapter on the CPU",
+            AdapterKind::Cpu => "CPU",
+        };
+        write!(f, "{} ({kind})", self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

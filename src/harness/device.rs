@@ -6,6 +6,8 @@ use std::str::FromStr;
 use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
 
+pub use crate::manifest::{Adapter, AdapterKind};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceChoice {
@@ -14,7 +16,8 @@ pub enum DeviceChoice {
     Flex,
     /// Deprecated in burn 0.22 in favour of flex; kept for comparison.
     Ndarray,
-    /// A GPU through wgpu; on a machine without one, a software adapter (slow).
+    /// A GPU through wgpu (`gpu` is the same); on a machine without one, a software
+    /// adapter (slow: the run says so).
     Wgpu,
 }
 
@@ -40,6 +43,32 @@ impl DeviceChoice {
 
     pub fn is_cpu(self) -> bool {
         !matches!(self, DeviceChoice::Wgpu)
+    }
+
+    /// What `device` (this choice's) really runs on. For wgpu this opens the adapter and
+    /// reads its identity: a software rasterizer (Mesa's llvmpipe, SwiftShader) reports no
+    /// physical card, and is the CPU pretending to be a GPU, far slower than `cpu`.
+    pub fn adapter(self, device: &Device) -> Adapter {
+        match self.resolve() {
+            DeviceChoice::Wgpu => match device.identity() {
+                Some(id) if id.physical.is_some() => Adapter {
+                    name: id.name,
+                    kind: AdapterKind::Gpu,
+                },
+                Some(id) => Adapter {
+                    name: id.name,
+                    kind: AdapterKind::SoftwareGpu,
+                },
+                None => Adapter {
+                    name: "unknown wgpu adapter".into(),
+                    kind: AdapterKind::SoftwareGpu,
+                },
+            },
+            other => Adapter {
+                name: format!("CPU ({other})"),
+                kind: AdapterKind::Cpu,
+            },
+        }
     }
 }
 

@@ -164,6 +164,7 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
             source: file.source.clone(),
         },
         device: device_name,
+        adapter: None,
         seeds: s.seeds.clone(),
         factors: s.vary.iter().map(|v| v.path.clone()).collect(),
         arms: file
@@ -224,6 +225,12 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
         .sum();
     let pb = progress_bar(total, opts.quiet);
     let base = opts.device.device();
+    let adapter = opts.device.adapter(&base);
+    if let Some(w) = adapter.warning() {
+        eprintln!("warning: {w}");
+    }
+    manifest.adapter = Some(adapter);
+    manifest.write(&opts.out)?;
     for (i, cell) in cells.iter().enumerate() {
         if manifest.cells[i].status != CellStatus::Pending {
             pb.inc(manifest.cells[i].steps);

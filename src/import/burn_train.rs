@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::bounded::read_opened;
 use super::csv::clip;
 use super::detect::Probe;
 use super::jsonl::utf8;
@@ -121,13 +122,14 @@ pub(crate) fn read_dir(dir: &Path, opts: &ImportOptions) -> Result<Imported, Inp
                 ) else {
                     continue;
                 };
-                match std::fs::read(&path) {
-                    Ok(bytes) => logs.push(MetricLog {
+                // One that cannot be opened is skipped; one too big is an error.
+                match std::fs::File::open(&path) {
+                    Ok(opened) => logs.push(MetricLog {
                         split,
                         epoch,
                         metric: stem.to_string(),
+                        bytes: read_opened(&path, opened, &mut |_| true)?,
                         path: path.clone(),
-                        bytes,
                     }),
                     Err(e) => warnings.push(format!("skipped {}: {e}", path.display())),
                 }

@@ -12,7 +12,7 @@ use super::registry::{Confidence, LogFormat};
 use super::rows::{Row, TraceBuilder};
 use super::sampling::Sampling;
 use super::{Format, ImportOptions, Imported, trace_name};
-use crate::error::InputError;
+use crate::error::{InputError, excerpt};
 use crate::trace::ValRecord;
 
 /// Any CSV (or tab-separated) log with a header row: the reader of last resort
@@ -29,7 +29,7 @@ impl LogFormat for CsvLog {
     }
 
     fn recognize(&self, probe: &Probe<'_>) -> Confidence {
-        match probe.starts_with_brace() {
+        match probe.starts_with_brace() || probe.mostly_json {
             true => Confidence::No,
             false => Confidence::Shape,
         }
@@ -66,20 +66,37 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     })
 }
 
-/// Parses a validation CSV (`epoch,step,val_loss[,val_accuracy,train_loss_eval]`).
+/// Parses a validation CSV (`epoch[,step],val_loss[,val_accuracy,train_loss_eval]`).
+///
+/// Without a step column every point's step is [`UNKNOWN_STEP`](super::UNKNOWN_STEP).
 pub fn parse_val(name: &Path, bytes: &[u8]) -> Result<Vec<ValRecord>, InputError> {
     let table = Table::read(name, bytes)?;
     let h = &table.header;
-    let required = |role: Role| {
-        fields::find_in_val_file(h, role).ok_or_else(|| missing_column(name, h, role, None))
+    let find = |role: Role| {
+        fields::find_in_val_file(h, role)
+            .map(|col| unique(name, h, col))
+            .transpose()
     };
-    let (epoch, step, val_loss) = (
-        required(Role::Epoch)?,
-        required(Role::Step)?,
-        required(Role::ValLoss)?,
-    );
-    let accuracy = fields::find_in_val_file(h, Role::ValAccuracy);
-    let train_eval = fields::find_in_val_file(h, Role::TrainLossEval);
+    // The flags (--step-col, ...) name the training log's columns, not these.
+    let required = |role: Role| {
+        find(role)?.ok_or_else(|| {
+            InputError::new(
+                name,
+                format!(
+                    "no {} column: a validation file needs epoch and val_loss (step is \
+                     optional); its columns are: {}",
+                    role.name(),
+                    listed(h)
+                ),
+            )
+            .at_line(1)
+            .field(role.name())
+        })
+    };
+    let (epoch, val_loss) = (required(Role::Epoch)?, required(Role::ValLoss)?);
+    let step = find(Role::Step)?;
+    let accuracy = find(Role::ValAccuracy)?;
+    let train_eval = find(Role::TrainLossEval)?;
     let mut out = Vec::new();
     for (line, record) in &table.records {
         let cell = Cell {
@@ -93,7 +110,10 @@ pub fn parse_val(name: &Path, bytes: &[u8]) -> Result<Vec<ValRecord>, InputError
         };
         out.push(ValRecord {
             epoch: cell.required(Some(epoch), parse_epoch, "an epoch number")?,
-            step: cell.required(Some(step), parse_u64, "a step number")?,
+            step: match step {
+                Some(_) => cell.required(step, parse_u64, "a step number")?,
+                None => super::UNKNOWN_STEP,
+            },
             val_loss,
             val_accuracy: cell.float(accuracy)?,
             train_loss_eval: cell.float(train_eval)?,
@@ -190,7 +210,7 @@ fn check_width(
             .field(field.to_string())
     };
     if found < wanted {
-        let missing = header.get(found).map_or("", String::as_str);
+        let missing = field_name(header.get(found).map_or("", String::as_str));
         if unterminated_last {
             return Err(at(
                 missing,
@@ -231,7 +251,7 @@ pub(crate) fn missing_column(
     role: Role,
     flag: Option<&str>,
 ) -> InputError {
-    let found = header.join(", ");
+    let found = listed(header);
     let message = match flag {
         Some(flag) => format!("no such column (from {flag}); the columns are: {found}"),
         None => {
@@ -244,6 +264,28 @@ pub(crate) fn missing_column(
         }
     };
     InputError::new(name, message).at_line(1).field(role.name())
+}
+
+/// `col` when no other column has its name; an error at the header naming it when
+/// one does (`step,loss,loss`): which of the two to read would be a guess.
+pub(crate) fn unique(name: &Path, header: &[String], col: usize) -> Result<usize, InputError> {
+    let wanted = header.get(col).map_or("", |h| h.trim());
+    let twin = header
+        .iter()
+        .enumerate()
+        .find(|&(i, h)| i != col && h.trim().eq_ignore_ascii_case(wanted));
+    match twin {
+        None => Ok(col),
+        Some((other, _)) => {
+            let (a, b) = (col.min(other) + 1, col.max(other) + 1);
+            Err(InputError::new(
+                name,
+                format!("columns {a} and {b} have the same name: rename or drop one"),
+            )
+            .at_line(1)
+            .field(field_name(wanted)))
+        }
+    }
 }
 
 /// Which column holds what in a training log.
@@ -265,26 +307,30 @@ impl TraceColumns {
         header: &[String],
         opts: &ImportOptions,
     ) -> Result<TraceColumns, InputError> {
-        let pick = |role: Role, flag: &str, given: &Option<String>| match given {
-            Some(col) => fields::find(header, role, Some(col))
-                .map(Some)
-                .ok_or_else(|| {
-                    missing_column(name, header, role, Some(flag)).field(col.to_string())
-                }),
-            None => Ok(fields::find(header, role, None)),
+        let pick = |role: Role, flag: &str, given: &Option<String>| {
+            let found = match given {
+                Some(col) => fields::find(header, role, Some(col))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        missing_column(name, header, role, Some(flag)).field(field_name(col))
+                    })?,
+                None => fields::find(header, role, None),
+            };
+            found.map(|col| unique(name, header, col)).transpose()
         };
+        let other = |role: Role| pick(role, "", &None);
         let loss = pick(Role::Loss, "--loss-col", &opts.loss_col)?
             .ok_or_else(|| missing_column(name, header, Role::Loss, None))?;
         Ok(TraceColumns {
             step: pick(Role::Step, "--step-col", &opts.step_col)?,
             epoch: pick(Role::Epoch, "--epoch-col", &opts.epoch_col)?,
-            batch: fields::find(header, Role::Batch, None),
+            batch: other(Role::Batch)?,
             loss,
             lr: pick(Role::Lr, "--lr-col", &opts.lr_col)?,
-            batch_size: fields::find(header, Role::BatchSize, None),
-            val_loss: fields::find(header, Role::ValLoss, None),
-            val_accuracy: fields::find(header, Role::ValAccuracy, None),
-            train_loss_eval: fields::find(header, Role::TrainLossEval, None),
+            batch_size: other(Role::BatchSize)?,
+            val_loss: other(Role::ValLoss)?,
+            val_accuracy: other(Role::ValAccuracy)?,
+            train_loss_eval: other(Role::TrainLossEval)?,
         })
     }
 
@@ -342,7 +388,7 @@ impl Cell<'_> {
     pub(crate) fn error(&self, col: usize, message: String) -> InputError {
         InputError::new(self.name, message)
             .at_line(self.line)
-            .field(self.header.get(col).cloned().unwrap_or_default())
+            .field(field_name(self.header.get(col).map_or("", String::as_str)))
     }
 
     pub(crate) fn parsed<T>(
@@ -377,11 +423,22 @@ impl Cell<'_> {
     }
 }
 
-/// Keeps a quoted cell short enough for a one-line message.
+/// Keeps a quoted cell short enough for a one-line message, control characters hidden.
 pub(crate) fn clip(text: &str) -> String {
-    const MAX: usize = 40;
-    match text.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_string(),
+    excerpt(text, 40)
+}
+
+/// A column or key name fit for an error's field: a header cell can be anything.
+pub(crate) fn field_name(name: &str) -> String {
+    excerpt(name, 80)
+}
+
+/// Column or key names for a message: the first few, each clipped, and how many more.
+pub(crate) fn listed<S: AsRef<str>>(names: &[S]) -> String {
+    const SHOWN: usize = 20;
+    let mut shown: Vec<String> = names.iter().take(SHOWN).map(|n| clip(n.as_ref())).collect();
+    if names.len() > SHOWN {
+        shown.push(format!("and {} more", names.len() - SHOWN));
     }
+    excerpt(&shown.join(", "), 300)
 }

@@ -16,6 +16,10 @@ use crate::error::InputError;
 /// enough to get past a config line or an evaluation line at the top.
 const PROBE_LINES: usize = 64;
 
+/// How many non-empty lines of the head decide whether a file is JSON Lines: a cut
+/// or garbled line among them (the first one, say) does not make it something else.
+const JSON_VOTE_LINES: usize = 20;
+
 /// How much of the file any check looks at: enough for the plain-text check
 /// to get past the long banners and argument dumps Megatron and nanoGPT print
 /// before the first step, and a bound on what detection costs on any input.
@@ -77,6 +81,9 @@ pub struct Probe<'a> {
     pub objects: Vec<Map<String, Value>>,
     /// Whether the first non-empty line is one whole JSON object (a JSON Lines file).
     pub first_line_is_object: bool,
+    /// Whether most of the first 20 non-empty lines are JSON objects or arrays: a
+    /// JSON Lines file, even when its first line is cut or garbled.
+    pub mostly_json: bool,
     /// The CSV header and first rows, when the file does not start with `{`.
     pub table: Option<CsvHead>,
 }
@@ -111,14 +118,22 @@ impl<'a> Probe<'a> {
             .take(PROBE_LINES)
             .map(String::from_utf8_lossy)
             .collect();
-        let objects: Vec<_> = lines
+        let values: Vec<Option<Value>> = lines.iter().map(|l| json_line(l)).collect();
+        let objects: Vec<_> = values
             .iter()
-            .filter(|l| l.starts_with('{'))
-            .filter_map(|l| json_object(l))
+            .filter_map(|v| match v {
+                Some(Value::Object(map)) => Some(map.clone()),
+                _ => None,
+            })
             .collect();
-        let first_line_is_object = lines.first().is_some_and(|l| json_object(l).is_some());
+        let first_line_is_object = matches!(values.first(), Some(Some(Value::Object(_))));
+        let voters = values.len().min(JSON_VOTE_LINES);
+        let json = values.iter().take(voters).filter(|v| v.is_some()).count();
+        let mostly_json = json * 2 > voters;
         let starts_with_brace = lines.first().is_some_and(|l| l.starts_with('{'));
-        let table = (!starts_with_brace).then(|| csv_head(text)).flatten();
+        let table = (!starts_with_brace && !mostly_json)
+            .then(|| csv_head(text))
+            .flatten();
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_ascii_lowercase())
@@ -130,6 +145,7 @@ impl<'a> Probe<'a> {
             lines,
             objects,
             first_line_is_object,
+            mostly_json,
             table,
         }
     }
@@ -174,9 +190,13 @@ impl<'a> Probe<'a> {
     }
 }
 
-fn json_object(line: &str) -> Option<Map<String, Value>> {
+/// A line that is one JSON object or array (the shapes of JSON Lines logs).
+fn json_line(line: &str) -> Option<Value> {
+    if !line.starts_with('{') && !line.starts_with('[') {
+        return None;
+    }
     match serde_json::from_str(&super::pyjson::quote_non_finite(line)) {
-        Ok(Value::Object(map)) => Some(map),
+        Ok(v @ (Value::Object(_) | Value::Array(_))) => Some(v),
         _ => None,
     }
 }

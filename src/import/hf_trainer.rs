@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::bounded::read_log;
 use super::csv::clip;
 use super::detect::Probe;
 use super::jsonl::{json_epoch, json_message, json_u64, utf8};
@@ -62,6 +63,10 @@ impl LogFormat for HfTrainer {
         parse(name, bytes, opts)
     }
 
+    fn line_oriented(&self) -> bool {
+        false
+    }
+
     fn recognize_dir(&self, dir: &Path) -> Confidence {
         match dir.join(STATE_FILE).is_file() {
             true => Confidence::Keys,
@@ -71,7 +76,8 @@ impl LogFormat for HfTrainer {
 
     fn read_dir(&self, dir: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
         let file = dir.join(STATE_FILE);
-        let bytes = std::fs::read(&file).map_err(|e| InputError::io(&file, &e))?;
+        // A JSON document, possibly on one line: no line cap, only the size bound.
+        let bytes = read_log(&file, &mut |_| false)?;
         let mut imported = parse(&file, &bytes, opts)?;
         imported.trace.name = trace_name(dir);
         Ok(imported)

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::csv::clip;
+use super::csv::{clip, listed};
 use super::detect::Probe;
 use super::fields::{self, Role};
 use super::lines::numbered;
@@ -39,7 +39,8 @@ impl LogFormat for JsonLines {
             .lines
             .first()
             .is_some_and(|l| l.contains("\"log_history\""));
-        match probe.first_line_is_object && !state {
+        // Most lines decide, so a cut or garbled first line is this reader's error to report.
+        match (probe.first_line_is_object || probe.mostly_json) && !state {
             true => Confidence::Shape,
             false => Confidence::No,
         }
@@ -90,7 +91,7 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
             name,
             format!(
                 "no line has a training loss; keys seen: {} (name it with --loss-col)",
-                keys.join(", ")
+                listed(&keys)
             ),
         )
         .field("loss"));

@@ -40,7 +40,7 @@ pub(crate) fn too_long(name: &Path, line: u64, bytes: usize) -> InputError {
     InputError::new(
         name,
         format!(
-            "line of {bytes} bytes, over the {} MiB a log line may have: is this a log?",
+            "line longer than {} MiB (at least {bytes} bytes), which no log writes: is this a log?",
             MAX_LINE_BYTES >> 20
         ),
     )

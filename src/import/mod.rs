@@ -11,6 +11,7 @@
 //! [`burn_train::from_logs`]) so the fuzz targets can drive them without files.
 //! docs/formats.md describes each format: detection, fields, sampling, caveats.
 
+mod bounded;
 mod detect;
 mod fields;
 mod lines;
@@ -25,6 +26,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+pub use bounded::MAX_LOG_BYTES;
 pub use detect::{CsvHead, Probe};
 pub use registry::{Confidence, LogFormat};
 pub use sampling::{Aggregation, Sampling};
@@ -129,18 +131,18 @@ pub struct Imported {
 /// Reads a training log, detecting its format by content unless `opts.format` forces one.
 ///
 /// A directory is a burn-train metric folder, a TensorBoard run directory, a
-/// Hugging Face checkpoint folder or a dropscope cell folder.
+/// Hugging Face checkpoint folder or a dropscope cell folder. Anything else (a file,
+/// a device, a FIFO) is read up to [`MAX_LOG_BYTES`]; in a line-oriented format a
+/// line over the cap ends the read there.
 pub fn read_trace(path: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
     let meta = std::fs::metadata(path).map_err(|e| InputError::io(path, &e))?;
     if meta.is_dir() {
         return read_dir(path, opts);
     }
-    let bytes = std::fs::read(path).map_err(|e| InputError::io(path, &e))?;
-    let format = match opts.format {
-        Some(f) => f,
-        None => detect_format(path, &bytes),
-    };
-    parse_bytes(format, path, &bytes, opts)
+    let format_of = |head: &[u8]| opts.format.unwrap_or_else(|| detect_format(path, head));
+    // Detection reads only the head, which is all there by the time a line is too long.
+    let bytes = bounded::read_log(path, &mut |head| format_of(head).spec().line_oriented())?;
+    parse_bytes(format_of(&bytes), path, &bytes, opts)
 }
 
 /// The format of a one-file log, told from its name and content.
@@ -157,7 +159,61 @@ pub fn parse_bytes(
     bytes: &[u8],
     opts: &ImportOptions,
 ) -> Result<Imported, InputError> {
-    format.spec().parse(name, bytes, opts)
+    let spec = format.spec();
+    let imported = match spec.parse(name, bytes, opts) {
+        Ok(imported) => imported,
+        Err(err) => {
+            // A writer killed mid-line leaves a last line without its newline: when that
+            // line is what fails, read what came before it, as for a cut TensorBoard file.
+            let cut = incomplete_last_line(bytes).filter(|(line, _)| err.line == Some(*line));
+            let Some((line, complete)) = cut.filter(|_| spec.line_oriented()) else {
+                return Err(err);
+            };
+            // If the rest fails too, the first error (at the cut line) says more.
+            let mut imported = spec.parse(name, complete, opts).map_err(|_| err)?;
+            imported.warnings.insert(
+                0,
+                format!("line {line} is incomplete (the file ends mid-line): ignored"),
+            );
+            imported
+        }
+    };
+    Ok(checked(imported))
+}
+
+/// The number of the last line and the bytes before it, when the file ends without a
+/// newline after a non-blank last line (a writer killed mid-line), and lines precede it.
+fn incomplete_last_line(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let end = bytes.iter().rposition(|&b| b == b'\n')?;
+    let (complete, tail) = bytes.split_at(end + 1);
+    if tail.trim_ascii().is_empty() {
+        return None;
+    }
+    let line = complete.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    Some((line, complete))
+}
+
+/// What holds for every importer's result, checked once here: learning rates are
+/// finite or absent (a NaN LR column is a logger that failed to read the rate, not a
+/// schedule: downstream it would read as a change at every step).
+fn checked(mut imported: Imported) -> Imported {
+    let mut non_finite = 0u64;
+    for s in &mut imported.trace.steps {
+        if s.lr.is_some_and(|lr| !lr.is_finite()) {
+            s.lr = None;
+            non_finite += 1;
+        }
+    }
+    match non_finite {
+        0 => {}
+        1 => imported
+            .warnings
+            .push("1 learning rate was NaN or infinite and is ignored".into()),
+        n => imported.warnings.push(format!(
+            "{n} learning rates were NaN or infinite and are ignored"
+        )),
+    }
+    imported
 }
 
 /// What a fuzz target runs: detection, then the format's reader, on any bytes.
@@ -172,6 +228,10 @@ pub fn fuzz(format: Format, data: &[u8]) {
 }
 
 fn read_dir(dir: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
+    read_dir_unchecked(dir, opts).map(checked)
+}
+
+fn read_dir_unchecked(dir: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
     let format = match opts.format {
         Some(f) => f,
         None => match detect::dir_format(dir)? {
@@ -192,15 +252,45 @@ fn read_dir(dir: &Path, opts: &ImportOptions) -> Result<Imported, InputError> {
 
 /// Reads a validation CSV: `epoch,step,val_loss[,val_accuracy,train_loss_eval]`,
 /// in the usual spellings (`eval_loss`, `valid_loss`, `val_acc`, ...).
+///
+/// The step column is optional: without it every point's step is [`UNKNOWN_STEP`],
+/// for [`place_val_steps`] to fill in from the training trace's epochs.
 pub fn read_val_csv(path: &Path) -> Result<Vec<ValRecord>, InputError> {
-    let bytes = std::fs::read(path).map_err(|e| InputError::io(path, &e))?;
+    let bytes = bounded::read_log(path, &mut |_| true)?;
     csv::parse_val(path, &bytes)
+}
+
+/// The step of a validation point read from a file without a step column: not a step
+/// any log reaches, so nothing places it on the step axis (no validation event, no
+/// training window) until [`place_val_steps`] replaces it.
+pub const UNKNOWN_STEP: u64 = u64::MAX;
+
+/// Gives each validation point whose step is [`UNKNOWN_STEP`] the step at which its
+/// epoch ended in `trace`: the number of steps done, one past the epoch's last step
+/// (what validation CSVs with a step column hold). Needs the training steps' epochs
+/// (from the log or `Trace::assign_epochs`). Returns how many points stay unknown.
+pub fn place_val_steps(trace: &mut Trace) -> usize {
+    let mut end_of_epoch = std::collections::BTreeMap::new();
+    for s in &trace.steps {
+        if let Some(epoch) = s.epoch {
+            let end = end_of_epoch.entry(epoch).or_insert(0u64);
+            *end = (*end).max(s.step.saturating_add(1));
+        }
+    }
+    let mut unknown = 0;
+    for v in trace.val.iter_mut().filter(|v| v.step == UNKNOWN_STEP) {
+        match end_of_epoch.get(&v.epoch) {
+            Some(&end) => v.step = end,
+            None => unknown += 1,
+        }
+    }
+    unknown
 }
 
 /// Reads dropscope's own cell folder: `trace.csv` plus an optional `val.csv`.
 pub fn read_trace_dir(dir: &Path) -> Result<Trace, InputError> {
     let trace_path = dir.join("trace.csv");
-    let bytes = std::fs::read(&trace_path).map_err(|e| InputError::io(&trace_path, &e))?;
+    let bytes = bounded::read_log(&trace_path, &mut |_| true)?;
     let mut trace = csv::parse(&trace_path, &bytes, &ImportOptions::default())?.trace;
     let val_path = dir.join("val.csv");
     if val_path.is_file() {

@@ -49,6 +49,14 @@ pub trait LogFormat: Sync {
         opts: &ImportOptions,
     ) -> Result<Imported, InputError>;
 
+    /// Whether the format is made of lines (CSV, JSON Lines, text). Such a file may not
+    /// have a line over the cap (a longer one ends the read early, e.g. `/dev/zero`),
+    /// and a last line cut mid-write (no final newline) is dropped with a warning when
+    /// it does not parse. Binary files and JSON documents say no.
+    fn line_oriented(&self) -> bool {
+        true
+    }
+
     /// How sure this format is that a folder holds its log.
     fn recognize_dir(&self, _dir: &Path) -> Confidence {
         Confidence::No

@@ -14,6 +14,7 @@ use prost::Message;
 
 pub use record::frame;
 
+use super::bounded::read_log;
 use super::detect::Probe;
 use super::num::floor_f64;
 use super::registry::{Confidence, LogFormat};
@@ -49,6 +50,10 @@ impl LogFormat for TensorBoard {
         opts: &ImportOptions,
     ) -> Result<Imported, InputError> {
         parse(name, bytes, opts)
+    }
+
+    fn line_oriented(&self) -> bool {
+        false
     }
 
     fn recognize_dir(&self, dir: &Path) -> Confidence {
@@ -89,7 +94,8 @@ pub(crate) fn read_dir(dir: &Path, opts: &ImportOptions) -> Result<Imported, Inp
     let mut scalars = Scalars::default();
     let mut warnings = Vec::new();
     for file in &files {
-        let bytes = std::fs::read(file).map_err(|e| InputError::io(file, &e))?;
+        // Event files are binary: no line cap, only the size bound.
+        let bytes = read_log(file, &mut |_| false)?;
         // Keras and `add_scalars` put train and validation in sibling folders with
         // the same tag names: the folder keeps them apart.
         let prefix = match file.parent().and_then(|p| p.strip_prefix(dir).ok()) {

@@ -84,7 +84,7 @@ impl LogFormat for KeyValueText {
     }
 
     fn recognize(&self, probe: &Probe<'_>) -> Confidence {
-        if probe.starts_with_brace() {
+        if probe.starts_with_brace() || probe.mostly_json {
             return Confidence::No;
         }
         let keys = Keys::default();

@@ -203,6 +203,7 @@ fn manifest(arms: &[(&str, bool, bool)], seeds: &[u64]) -> Manifest {
             })
             .collect(),
         shard: None,
+        adapter: None,
         missing_cells: Vec::new(),
         started_unix: 0,
         wall_s: 0.0,

@@ -98,9 +98,18 @@ fn wgpu_trains_a_few_steps_even_without_a_gpu() {
     )
     .unwrap();
     let out = d.join("out");
-    run_ok(p.to_str().unwrap(), &out, &["--device", "wgpu"]);
+    let o = run_ok(p.to_str().unwrap(), &out, &["--device", "gpu"]);
     let m = Manifest::read(&out).unwrap();
     assert_eq!(m.device, "wgpu");
+    // Which adapter ran it is recorded, and a software one is said out loud (even --quiet).
+    let adapter = m.adapter.expect("adapter recorded");
+    let warned = stderr(&o).contains("software adapter");
+    assert_eq!(
+        adapter.kind == dropscope::manifest::AdapterKind::SoftwareGpu,
+        warned,
+        "{adapter:?}: {}",
+        stderr(&o)
+    );
     let trace = read(&out.join("base/seed-1/trace.csv"));
     // 32 training examples in batches of 8.
     assert_eq!(trace.lines().count(), 1 + 4);
