@@ -1,7 +1,7 @@
 //! The command line: parse, call the library, map errors to exit codes
 //! (0 ok, 1 a failed run or check, 2 bad input).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -63,6 +63,12 @@ pub enum Command {
         #[command(subcommand)]
         what: ScenarioCommand,
     },
+    /// Internal: one cell of `run --jobs N`, or one cell of `bench sweep`, in a process of its own.
+    #[command(name = "internal-worker", hide = true)]
+    Worker {
+        #[command(subcommand)]
+        what: WorkerCommand,
+    },
     /// Measure training throughput or the detector.
     Bench {
         #[command(subcommand)]
@@ -99,6 +105,11 @@ pub struct RunArgs {
     /// Train even when the run is larger than 10 million cell-steps.
     #[arg(long)]
     pub yes: bool,
+    /// Cells trained at once, each in a worker process of its own (default: the available
+    /// cores; 1 trains them one after another in this process). Results are the same
+    /// whatever N.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,17 +122,24 @@ pub enum OutputFormat {
 pub struct InvestigateArgs {
     /// The log: a file, or a folder (TensorBoard run, burn-train metrics, a dropscope cell).
     pub log: PathBuf,
-    /// Validation data: epoch,step,val_loss[,val_accuracy,train_loss_eval].
-    #[arg(long)]
-    pub val: Option<PathBuf>,
-    /// Epoch length in steps, for logs without an epoch column.
-    #[arg(long)]
-    pub steps_per_epoch: Option<u64>,
     #[arg(long, default_value = "text")]
     pub format: OutputFormat,
     /// Also write a report folder (Markdown, HTML, JSON, plots) here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: LogArgs,
+}
+
+/// How to read a foreign log: shared by `investigate`, `check LOG` and `baseline save LOG`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LogArgs {
+    /// Validation data: epoch[,step],val_loss[,val_accuracy,train_loss_eval].
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    /// Epoch length in steps, for logs without an epoch column.
+    #[arg(long)]
+    pub steps_per_epoch: Option<u64>,
     /// Force the log format (default: detected by content; --help lists them).
     #[arg(long, long_help = format!("Force the log format (default: detected by content):\n{}", crate::import::Format::help()))]
     pub input_format: Option<crate::import::Format>,
@@ -155,8 +173,10 @@ pub struct InvestigateArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// A scenario file or bundled name (trained, then checked), or a run folder.
-    pub target: String,
+    /// A scenario file or bundled name (trained, then checked), a run folder, or one or
+    /// more training logs of any format `investigate` reads.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
     /// Compare the run folder with this baseline instead of checking expectations.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
@@ -188,6 +208,86 @@ pub struct CheckArgs {
     /// Train even when the run is larger than 10 million cell-steps.
     #[arg(long)]
     pub yes: bool,
+    /// Cells trained at once, each in a worker process of its own (default: the available
+    /// cores; 1 trains them one after another in this process). Results are the same
+    /// whatever N.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+    #[command(flatten)]
+    pub expect: ExpectArgs,
+    #[command(flatten)]
+    pub read: LogArgs,
+}
+
+/// Expectations for a log, from a file and inline (`check LOG --expect E.toml`,
+/// `check LOG --not-cause unexplained`); inline values add to or override the file's.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ExpectArgs {
+    /// A TOML file with the keys of a scenario's [expect.all] at the top level.
+    #[arg(long, value_name = "EXPECT.toml")]
+    pub expect: Option<PathBuf>,
+    /// A cause that must be named (repeatable).
+    #[arg(long = "cause", value_name = "CAUSE")]
+    pub causes: Vec<String>,
+    /// A cause that must not be named (repeatable), e.g. unexplained.
+    #[arg(long = "not-cause", value_name = "CAUSE")]
+    pub not_causes: Vec<String>,
+    #[arg(long, value_name = "N")]
+    pub max_unexplained_drops: Option<usize>,
+    /// Significant drops allowed only at these event types (comma-separated; none for drops at no event).
+    #[arg(long, value_delimiter = ',', value_name = "EVENTS")]
+    pub drops_only_at: Option<Vec<String>>,
+    #[arg(long, value_name = "LOSS")]
+    pub max_final_val_loss: Option<f64>,
+    #[arg(long, value_name = "LOSS")]
+    pub max_best_val_loss: Option<f64>,
+    #[arg(long, value_name = "EPOCH")]
+    pub no_overfitting_before_epoch: Option<u64>,
+    /// Fail when the loss turns NaN/inf for good (the default; kept for explicit scripts).
+    #[arg(long, conflicts_with = "allow_divergence")]
+    pub no_divergence: bool,
+    /// Do not fail on a diverged log.
+    #[arg(long)]
+    pub allow_divergence: bool,
+}
+
+impl ExpectArgs {
+    fn given(&self) -> bool {
+        self.expect.is_some()
+            || !self.causes.is_empty()
+            || !self.not_causes.is_empty()
+            || self.max_unexplained_drops.is_some()
+            || self.drops_only_at.is_some()
+            || self.max_final_val_loss.is_some()
+            || self.max_best_val_loss.is_some()
+            || self.no_overfitting_before_epoch.is_some()
+            || self.no_divergence
+            || self.allow_divergence
+    }
+
+    /// The file's rules with the inline ones on top, validated.
+    fn rules(&self) -> Result<crate::scenario::ExpectRules, InputError> {
+        let mut r = match &self.expect {
+            Some(p) => crate::check::logs::load_expect(p)?,
+            None => crate::scenario::ExpectRules::default(),
+        };
+        r.causes.extend(self.causes.iter().cloned());
+        r.not_causes.extend(self.not_causes.iter().cloned());
+        r.max_unexplained_drops = self.max_unexplained_drops.or(r.max_unexplained_drops);
+        r.drops_only_at = self.drops_only_at.clone().or(r.drops_only_at);
+        r.max_final_val_loss = self.max_final_val_loss.or(r.max_final_val_loss);
+        r.max_best_val_loss = self.max_best_val_loss.or(r.max_best_val_loss);
+        r.no_overfitting_before_epoch = self
+            .no_overfitting_before_epoch
+            .or(r.no_overfitting_before_epoch);
+        if self.allow_divergence {
+            r.no_divergence = false;
+        }
+        crate::check::validate_rules(&r).map_err(|m| {
+            InputError::new("dropscope check", m).field("--cause/--not-cause/--drops-only-at")
+        })?;
+        Ok(r)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,18 +301,67 @@ pub enum ScenarioCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BaselineCommand {
-    /// Save RUN_DIR as a baseline in BASE_DIR (traces, manifest, baseline.json).
+    /// Save RUN_DIR, or one or more logs of one pipeline (e.g. several seeds), as a
+    /// baseline in BASE_DIR: `baseline save RUN_DIR BASE_DIR`, `baseline save LOG... BASE_DIR`.
     Save {
-        run: PathBuf,
-        base: PathBuf,
+        /// RUN_DIR or LOG..., then BASE_DIR.
+        #[arg(required = true, num_args = 2.., value_name = "PATH")]
+        paths: Vec<PathBuf>,
         /// Replace an existing baseline in BASE_DIR.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        read: LogArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkerCommand {
+    /// Train cell K (scenario order) of the run folder OUT, reporting on stdout.
+    Cell {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        device: DeviceChoice,
+        #[arg(long)]
+        cell: usize,
+    },
+    /// Train the benchmark MLP for STEPS steps and report the time.
+    Bench {
+        #[arg(long)]
+        device: DeviceChoice,
+        #[arg(long)]
+        batch: usize,
+        #[arg(long)]
+        hidden: usize,
+        #[arg(long)]
+        steps: usize,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Cell-steps per second of N cells at once (`run --jobs`'s engine: one worker process
+    /// per cell) against one cell alone, on the benchmark MLP.
+    Sweep {
+        /// Cell counts to measure (one cell alone is always measured, as the reference).
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16", value_parser = clap::value_parser!(u64).range(1..=4096))]
+        cells: Vec<u64>,
+        #[arg(long, default_value = "flex")]
+        device: DeviceChoice,
+        /// Cells at once (default: the available cores).
+        #[arg(long, short = 'j', value_parser = clap::value_parser!(u64).range(1..))]
+        jobs: Option<u64>,
+        /// Sizes as BATCHxHIDDEN (the issue's fourth size: 1024x4096).
+        #[arg(long, value_delimiter = ',', default_value = "32x64,64x256,256x1024", value_parser = crate::harness::bench::parse_size)]
+        sizes: Vec<(usize, usize)>,
+        /// Steps per cell (default: a few hundred, fewer at large sizes).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Optimizer steps per second on the benchmark MLP (64 inputs, batch norm, 10 classes, SGD momentum).
     Train {
         /// Devices to compare.
@@ -300,9 +449,10 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
         Command::Report { run, out } => {
             let out = out.unwrap_or_else(|| run.join("report"));
             let (manifest, traces, done) = crate::rundir::load_checked(&run)?;
-            let analysis = analyze_run(&manifest, &traces);
+            let mut analysis = analyze_run(&manifest, &traces);
             if let Some(h) = done.headline() {
                 println!("{h}");
+                analysis.notes.push(h);
             }
             let files = crate::report::write_run_report(&out, &manifest, &analysis, &traces)?;
             println!("{}", files.markdown.display());
@@ -310,14 +460,27 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
         }
         Command::Check(args) => check(args),
         Command::Baseline { what } => match what {
-            BaselineCommand::Save { run, base, force } => {
-                let b = crate::check::baseline::save(&run, &base, force)?;
-                eprintln!(
-                    "saved baseline of {} ({} arms) in {}",
-                    b.scenario,
-                    b.arms.len(),
-                    base.display()
-                );
+            BaselineCommand::Save { paths, force, read } => {
+                let (base, sources) = paths.split_last().unwrap_or((&paths[0], &[]));
+                if let [run] = sources
+                    && run.join("manifest.json").is_file()
+                {
+                    let b = crate::check::baseline::save(run, base, force)?;
+                    eprintln!(
+                        "saved baseline of {} ({} arms) in {}",
+                        b.scenario,
+                        b.arms.len(),
+                        base.display()
+                    );
+                } else {
+                    let logs = read_logs(sources, &read)?;
+                    crate::check::logs::save_logs(&logs, base, force)?;
+                    eprintln!(
+                        "saved a baseline of {} log(s) in {}",
+                        logs.len(),
+                        base.display()
+                    );
+                }
                 Ok(0)
             }
         },
@@ -373,7 +536,44 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
             }
             Ok(0)
         }
+        Command::Worker { what } => Ok(match what {
+            WorkerCommand::Cell { out, device, cell } => {
+                crate::harness::parallel::cell_worker(&out, device, cell)
+            }
+            WorkerCommand::Bench {
+                device,
+                batch,
+                hidden,
+                steps,
+            } => crate::harness::bench::sweep_worker(device, batch, hidden, steps),
+        }),
         Command::Bench { what } => match what {
+            BenchCommand::Sweep {
+                cells,
+                device,
+                jobs,
+                sizes,
+                steps,
+                json,
+            } => {
+                let cells: Vec<usize> = cells.iter().map(|&c| c as usize).collect();
+                let rows = crate::harness::bench::sweep(
+                    device,
+                    &sizes,
+                    &cells,
+                    crate::harness::parallel::jobs_or_default(jobs),
+                    steps.map(|s| s as usize),
+                )?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&rows).unwrap_or_default()
+                    );
+                } else {
+                    print!("{}", crate::harness::bench::sweep_table(&rows));
+                }
+                Ok(0)
+            }
             BenchCommand::Train {
                 devices,
                 steps,
@@ -464,42 +664,52 @@ fn print_trace_text(source: &str, a: &crate::attribute::TraceAnalysis, warnings:
     print!("{}", crate::report::text::trace(source, a, warnings));
 }
 
-fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
+/// Reads one foreign log the way `investigate` does: import, epochs, validation points,
+/// sign and offset. Returns the trace and the importer's warnings.
+fn load_log(path: &Path, read: &LogArgs) -> Result<(crate::trace::Trace, Vec<String>), InputError> {
     let opts = crate::import::ImportOptions {
-        format: args.input_format,
-        step_col: args.step_col,
-        loss_col: args.loss_col,
-        epoch_col: args.epoch_col,
-        lr_col: args.lr_col,
-        tag: args.tag,
+        format: read.input_format,
+        step_col: read.step_col.clone(),
+        loss_col: read.loss_col.clone(),
+        epoch_col: read.epoch_col.clone(),
+        lr_col: read.lr_col.clone(),
+        tag: read.tag.clone(),
     };
-    let imported = crate::import::read_trace(&args.log, &opts)?;
+    let imported = crate::import::read_trace(path, &opts)?;
+    let mut warnings = imported.warnings;
+    if let Some(note) = crate::rundir::cell_note(path) {
+        warnings.insert(0, note);
+    }
     let mut trace = imported.trace;
-    if let Some(spe) = args.steps_per_epoch {
+    if let Some(spe) = read.steps_per_epoch {
         if spe == 0 {
             return Err(
-                InputError::new(&args.log, "--steps-per-epoch must be at least 1")
+                InputError::new(path, "--steps-per-epoch must be at least 1")
                     .field("--steps-per-epoch"),
             );
         }
         trace.assign_epochs(spe);
     }
-    if let Some(v) = &args.val {
+    if let Some(v) = &read.val {
         trace.val = crate::import::read_val_csv(v)?;
+        let unplaced = crate::import::place_val_steps(&mut trace);
+        if unplaced > 0 {
+            warnings.push(format!(
+                "{unplaced} validation points have no step and no epoch in the training log: not placed"
+            ));
+        }
     }
     if trace.steps.is_empty() {
-        return Err(InputError::new(&args.log, "no training-loss rows found"));
+        return Err(InputError::new(path, "no training-loss rows found"));
     }
-    if !args.offset.is_finite() {
-        return Err(
-            InputError::new(&args.log, "--offset must be a finite number").field("--offset"),
-        );
+    if !read.offset.is_finite() {
+        return Err(InputError::new(path, "--offset must be a finite number").field("--offset"));
     }
-    if args.negate || args.offset != 0.0 {
+    if read.negate || read.offset != 0.0 {
         // The analysis reads log(loss): a log-likelihood or a reward becomes a loss here,
         // and its validation values with it, so the overfitting verdict reads them alike.
-        let sign = if args.negate { -1.0 } else { 1.0 };
-        let f = |v: f64| sign * v + args.offset;
+        let sign = if read.negate { -1.0 } else { 1.0 };
+        let f = |v: f64| sign * v + read.offset;
         for s in &mut trace.steps {
             s.loss = f(s.loss);
         }
@@ -508,8 +718,16 @@ fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
             v.train_loss_eval = v.train_loss_eval.map(f);
         }
     }
+    Ok((trace, warnings))
+}
+
+/// Analyses a log, refusing one with too few usable losses to say anything.
+fn analyze_log(
+    path: &Path,
+    trace: &crate::trace::Trace,
+) -> Result<crate::attribute::TraceAnalysis, InputError> {
     let analysis =
-        crate::attribute::analyze_trace(&trace, &crate::attribute::AnalyzeOptions::default());
+        crate::attribute::analyze_trace(trace, &crate::attribute::AnalyzeOptions::default());
     let usable = analysis.detection.cleaning.n_kept;
     if usable < crate::attribute::MIN_USABLE_LOSSES {
         let what = if usable == 0 {
@@ -521,22 +739,48 @@ fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
             )
         };
         return Err(InputError::new(
-            &args.log,
+            path,
             format!(
                 "{what}: dropscope analyses log(loss); for a log-likelihood or a reward, pass --negate / --offset"
             ),
         ));
     }
+    Ok(analysis)
+}
+
+/// Several logs for `check` and `baseline save`.
+fn read_logs<P: AsRef<Path>>(
+    paths: &[P],
+    read: &LogArgs,
+) -> Result<Vec<crate::check::logs::NamedLog>, InputError> {
+    paths
+        .iter()
+        .map(|p| {
+            let (trace, warnings) = load_log(p.as_ref(), read)?;
+            for w in warnings {
+                eprintln!("{}: warning: {w}", p.as_ref().display());
+            }
+            Ok(crate::check::logs::NamedLog {
+                source: p.as_ref().display().to_string(),
+                trace,
+            })
+        })
+        .collect()
+}
+
+fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
+    let (trace, warnings) = load_log(&args.log, &args.read)?;
+    let analysis = analyze_log(&args.log, &trace)?;
     let source = args.log.display().to_string();
     match args.format {
         OutputFormat::Json => {
             let mut doc = crate::report::trace_json(&source, &trace, &analysis);
             if let Some(obj) = doc.as_object_mut() {
-                obj.insert("warnings".into(), serde_json::json!(imported.warnings));
+                obj.insert("warnings".into(), serde_json::json!(warnings));
             }
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
-        OutputFormat::Text => print_trace_text(&source, &analysis, &imported.warnings),
+        OutputFormat::Text => print_trace_text(&source, &analysis, &warnings),
     }
     if let Some(dir) = &args.report {
         let files = crate::report::write_trace_report(dir, &source, &trace, &analysis)?;
@@ -545,61 +789,116 @@ fn investigate(args: InvestigateArgs) -> Result<i32, InputError> {
     Ok(0)
 }
 
-fn check(args: CheckArgs) -> Result<i32, InputError> {
-    let target = std::path::Path::new(&args.target);
-    let is_run = target.join("manifest.json").is_file();
-    let report = if let Some(base) = &args.baseline {
-        if !is_run {
+/// What `check` was given: a scenario to train, a run folder, or foreign logs.
+enum CheckTarget {
+    Scenario,
+    Run,
+    Logs,
+}
+
+fn check_target(args: &CheckArgs) -> CheckTarget {
+    let first = Path::new(&args.targets[0]);
+    if args.targets.len() > 1 || args.expect.given() {
+        return CheckTarget::Logs;
+    }
+    if first.join("manifest.json").is_file() {
+        return CheckTarget::Run;
+    }
+    let scenario_like = first.extension().is_some_and(|e| e == "toml")
+        || (!first.exists() && scenario::BUNDLED.iter().any(|(n, _)| *n == args.targets[0]));
+    if scenario_like {
+        CheckTarget::Scenario
+    } else {
+        CheckTarget::Logs
+    }
+}
+
+fn compare_options(args: &CheckArgs) -> crate::check::baseline::CompareOptions {
+    crate::check::baseline::CompareOptions {
+        mode: args.mode,
+        rtol: args.rtol,
+        max_failing_steps: args.max_failing_steps,
+        alpha: args.alpha,
+    }
+}
+
+/// `check LOG... --expect E.toml | --not-cause ... | --baseline BASE`.
+fn check_logs(args: &CheckArgs) -> Result<crate::check::CheckReport, InputError> {
+    let logs = read_logs(&args.targets, &args.read)?;
+    if let Some(base) = &args.baseline {
+        return crate::check::logs::compare_logs(&logs, base, &compare_options(args));
+    }
+    if !args.expect.given() {
+        return Err(InputError::new(
+            &args.targets[0],
+            "nothing to check a log against: pass --expect EXPECT.toml, inline expectations \
+             (--not-cause unexplained, --max-unexplained-drops 0, ...) or --baseline BASE",
+        ));
+    }
+    let rules = args.expect.rules()?;
+    let mut report = crate::check::CheckReport::new("dropscope check logs");
+    for log in &logs {
+        let analysis = analyze_log(Path::new(&log.source), &log.trace)?;
+        crate::check::check_trace(&rules, &analysis, &log.source, &mut report);
+    }
+    Ok(report)
+}
+
+/// `check SCENARIO|RUN_DIR`: trains the scenario (or takes the run) and checks [expect].
+fn check_run_target(
+    args: &CheckArgs,
+    target: CheckTarget,
+) -> Result<Option<crate::check::CheckReport>, InputError> {
+    let path = Path::new(&args.targets[0]);
+    if let Some(base) = &args.baseline {
+        if !matches!(target, CheckTarget::Run) {
             return Err(InputError::new(
-                target,
-                "--baseline needs a run folder (with manifest.json)",
+                path,
+                "--baseline needs a run folder (with manifest.json) or logs",
             ));
         }
-        let opts = crate::check::baseline::CompareOptions {
-            mode: args.mode,
-            rtol: args.rtol,
-            max_failing_steps: args.max_failing_steps,
-            alpha: args.alpha,
-        };
-        crate::check::baseline::compare(target, base, &opts)?
+        return crate::check::baseline::compare(path, base, &compare_options(args)).map(Some);
+    }
+    let (run_dir, file) = if matches!(target, CheckTarget::Run) {
+        let m = crate::manifest::Manifest::read(path)?;
+        let f = scenario::ScenarioFile::parse(Path::new(&m.scenario.path), &m.scenario.source)?;
+        (path.to_path_buf(), f)
     } else {
-        let (run_dir, file) = if is_run {
-            let m = crate::manifest::Manifest::read(target)?;
-            let f = scenario::ScenarioFile::parse(
-                std::path::Path::new(&m.scenario.path),
-                &m.scenario.source,
-            )?;
-            (target.to_path_buf(), f)
-        } else {
-            let f = scenario::load(&args.target)?;
-            let opts = RunOptions {
-                out: args.out.clone(),
-                device: args.device,
-                shard: None,
-                quiet: args.quiet,
-                force: args.force,
-                yes: args.yes,
-            };
-            let summary = crate::harness::run_scenario(&f, &opts)?;
-            if summary.failed_cells() > 0 {
-                eprintln!("{} cells failed to train", summary.failed_cells());
-                return Ok(1);
-            }
-            (args.out.clone(), f)
+        let f = scenario::load(&args.targets[0])?;
+        let opts = RunOptions {
+            out: args.out.clone(),
+            device: args.device,
+            shard: None,
+            quiet: args.quiet,
+            force: args.force,
+            yes: args.yes,
+            jobs: crate::harness::parallel::jobs_or_default(args.jobs),
         };
-        let Some(spec) = file.scenario.expect.clone() else {
-            return Err(
-                InputError::new(&file.path, "the scenario has no [expect] table to check")
-                    .field("expect"),
-            );
-        };
-        for rules in std::iter::once(&spec.all).chain(spec.arm.values()) {
-            crate::check::validate_rules(rules)
-                .map_err(|m| InputError::new(&file.path, m).field("expect"))?;
+        let summary = crate::harness::run_scenario(&f, &opts)?;
+        if summary.failed_cells() > 0 {
+            eprintln!("{} cells failed to train", summary.failed_cells());
+            return Ok(None);
         }
-        let (manifest, traces, done) = crate::rundir::load_checked(&run_dir)?;
-        let analysis = analyze_run(&manifest, &traces);
-        crate::check::check_run(&spec, &analysis, &done)
+        (args.out.clone(), f)
+    };
+    let Some(spec) = file.scenario.expect.clone() else {
+        return Err(
+            InputError::new(&file.path, "the scenario has no [expect] table to check")
+                .field("expect"),
+        );
+    };
+    let (manifest, traces, done) = crate::rundir::load_checked(&run_dir)?;
+    let analysis = analyze_run(&manifest, &traces);
+    Ok(Some(crate::check::check_run(&spec, &analysis, &done)))
+}
+
+fn check(args: CheckArgs) -> Result<i32, InputError> {
+    let report = match check_target(&args) {
+        CheckTarget::Logs => check_logs(&args)?,
+        t => match check_run_target(&args, t)? {
+            Some(r) => r,
+            None => return Ok(1),
+        },
     };
     println!("{report}");
     if let Some(j) = &args.junit {
@@ -617,6 +916,7 @@ fn run(args: RunArgs) -> Result<i32, InputError> {
         quiet: args.quiet,
         force: args.force,
         yes: args.yes,
+        jobs: crate::harness::parallel::jobs_or_default(args.jobs),
     };
     let summary = crate::harness::run_scenario(&file, &opts)?;
     let failed = summary.failed_cells();
@@ -639,8 +939,9 @@ fn run(args: RunArgs) -> Result<i32, InputError> {
         }
     }
     if args.shard.is_none() && !args.no_report {
-        let (manifest, traces) = crate::rundir::load(&args.out)?;
-        let analysis = analyze_run(&manifest, &traces);
+        let (manifest, traces, done) = crate::rundir::load_checked(&args.out)?;
+        let mut analysis = analyze_run(&manifest, &traces);
+        analysis.notes.extend(done.headline());
         let files = crate::report::write_run_report(
             &args.out.join("report"),
             &manifest,

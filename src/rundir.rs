@@ -177,3 +177,45 @@ pub fn finished_on_disk(run: &Path, m: &Manifest, c: &crate::manifest::CellInfo)
         .unwrap_or(0);
     done && rows == c.steps
 }
+
+/// When `path` is a cell folder of a run folder and that run is unfinished: a note that
+/// says so first ("incomplete run: ..."), so an analysis of a killed cell is not taken for
+/// the finished one.
+pub fn cell_note(path: &Path) -> Option<String> {
+    if !path.join("trace.csv").is_file() {
+        return None;
+    }
+    let target = fsio::resolve(path);
+    for run in target.ancestors().skip(1).take(3) {
+        if !run.join("manifest.json").is_file() {
+            continue;
+        }
+        let m = Manifest::read(run).ok()?;
+        let c = m
+            .cells
+            .iter()
+            .find(|c| fsio::resolve(&m.cell_dir(run, c)) == target)?;
+        let done = m.completeness();
+        let finished = matches!(c.status, CellStatus::Completed | CellStatus::Diverged);
+        if finished && done.is_complete() {
+            return None;
+        }
+        let status = match c.status {
+            CellStatus::Running => "stopped (killed or still running)",
+            CellStatus::Pending => "not started",
+            CellStatus::Failed => "failed",
+            CellStatus::Completed => "complete",
+            CellStatus::Diverged => "diverged",
+        };
+        let planned = if c.planned_steps > 0 {
+            format!(" of {}", c.planned_steps)
+        } else {
+            String::new()
+        };
+        return Some(format!(
+            "incomplete run: {} of {} cells complete; this cell ({}/seed-{}) is {status} after {} steps{planned}",
+            done.complete, done.expected, c.arm, c.seed, c.steps
+        ));
+    }
+    None
+}

@@ -101,6 +101,10 @@ pub struct RunAnalysis {
     pub description: String,
     pub arms: Vec<ArmAnalysis>,
     pub factors: Vec<FactorEffect>,
+    /// Lines a caller puts at the top of the summary, after any divergence (for example,
+    /// that the run is incomplete); the analysis itself leaves it empty.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// A cell whose loss turned NaN or infinite for good.
@@ -226,6 +230,7 @@ pub fn analyze_run(
         description: manifest.scenario.description.clone(),
         arms,
         factors,
+        notes: Vec::new(),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct Baseline {
     pub device: String,
     pub dropscope_version: String,
     pub arms: BTreeMap<String, ArmSummary>,
+    /// A baseline of foreign logs (`baseline save LOG... BASE`): their sources, in order;
+    /// their summaries are arm `log`, seeds 0, 1, ... Empty for a baseline of a run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
 }
 
 /// Options of a baseline comparison.
@@ -93,7 +97,7 @@ fn smoothed(losses: &[f64]) -> Vec<f64> {
     out
 }
 
-fn midpoint_level(t: &Trace) -> f64 {
+pub(super) fn midpoint_level(t: &Trace) -> f64 {
     let s = smoothed(&t.losses());
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
 }
@@ -160,11 +164,12 @@ fn summarize_run(manifest: &Manifest, traces: &Traces) -> Baseline {
         device: manifest.device.clone(),
         dropscope_version: env!("CARGO_PKG_VERSION").into(),
         arms,
+        logs: Vec::new(),
     }
 }
 
 /// Refuses a baseline destination that holds something `save` must not replace.
-fn check_destination(base_dir: &Path, force: bool) -> Result<(), InputError> {
+pub(super) fn check_destination(base_dir: &Path, force: bool) -> Result<(), InputError> {
     if !base_dir.exists() || (base_dir.is_dir() && fsio::is_empty_dir(base_dir)) {
         return Ok(());
     }
@@ -313,7 +318,7 @@ pub fn compare(
                     let b = crate::import::read_trace_dir(&base_manifest.cell_dir(base_dir, c))?;
                     let empty = Trace::default();
                     let a = traces.get(&(c.arm.clone(), c.seed)).unwrap_or(&empty);
-                    let (pass, msg) = tolerance(a, &b, opts);
+                    let (pass, msg) = tolerance(a, &b, opts, Steps::All);
                     report.push(
                         &subject,
                         format!("per-step loss within {}%", opts.rtol * 100.0),
@@ -378,10 +383,25 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
     )
 }
 
-fn tolerance(a: &Trace, b: &Trace, opts: &CompareOptions) -> (bool, String) {
+/// How `tolerance` treats baseline steps the run lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Steps {
+    /// Every baseline step must be in the run (a dropscope run against its baseline).
+    All,
+    /// Compare on the steps both have (two logs written at different intervals).
+    Common,
+}
+
+pub(super) fn tolerance(
+    a: &Trace,
+    b: &Trace,
+    opts: &CompareOptions,
+    steps: Steps,
+) -> (bool, String) {
     let by_step: BTreeMap<u64, f64> = a.steps.iter().map(|s| (s.step, s.loss)).collect();
     let mut failing = Vec::new();
     let mut missing = 0usize;
+    let mut compared = 0usize;
     for s in &b.steps {
         match by_step.get(&s.step) {
             None => missing += 1,
@@ -391,20 +411,37 @@ fn tolerance(a: &Trace, b: &Trace, opts: &CompareOptions) -> (bool, String) {
                 } else {
                     v.is_nan() == s.loss.is_nan() && (v.is_nan() || v == s.loss)
                 };
+                compared += 1;
                 if !ok {
                     failing.push((s.step, v, s.loss));
                 }
             }
         }
     }
-    let pass = missing == 0 && failing.len() <= opts.max_failing_steps;
-    let mut msg = format!(
-        "{} of {} steps outside tolerance (allowed {}), {} missing",
-        failing.len(),
-        b.steps.len(),
-        opts.max_failing_steps,
-        missing
-    );
+    let mut msg = match steps {
+        Steps::All => format!(
+            "{} of {} steps outside tolerance (allowed {}), {} missing",
+            failing.len(),
+            b.steps.len(),
+            opts.max_failing_steps,
+            missing
+        ),
+        Steps::Common => format!(
+            "{} of {compared} common steps outside tolerance (allowed {}); compared on the \
+             steps both logs have ({} run, {} baseline)",
+            failing.len(),
+            opts.max_failing_steps,
+            a.steps.len(),
+            b.steps.len()
+        ),
+    };
+    let pass = match steps {
+        Steps::All => missing == 0,
+        Steps::Common => compared > 0,
+    } && failing.len() <= opts.max_failing_steps;
+    if compared == 0 && steps == Steps::Common {
+        msg = "no step in common: the logs cannot be compared step by step".into();
+    }
     if let Some((s, v, w)) = failing.first() {
         msg.push_str(&format!("; first at step {s}: run {v} vs baseline {w}"));
     }
@@ -518,7 +555,7 @@ fn compare_metric(
     );
 }
 
-fn statistical(
+pub(super) fn statistical(
     arm: &str,
     base: &ArmSummary,
     run: &[CellSummary],
@@ -615,13 +652,13 @@ mod tests {
             mode: BaselineMode::Tolerance,
             ..CompareOptions::default()
         };
-        assert!(tolerance(&mk(0.01), &mk(0.0), &opts).0);
-        let (ok, msg) = tolerance(&mk(0.5), &mk(0.0), &opts);
+        assert!(tolerance(&mk(0.01), &mk(0.0), &opts, Steps::All).0);
+        let (ok, msg) = tolerance(&mk(0.5), &mk(0.0), &opts, Steps::All);
         assert!(!ok && msg.contains("first at step 3"), "{msg}");
         let lenient = CompareOptions {
             max_failing_steps: 1,
             ..opts
         };
-        assert!(tolerance(&mk(0.5), &mk(0.0), &lenient).0);
+        assert!(tolerance(&mk(0.5), &mk(0.0), &lenient, Steps::All).0);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod junit;
+pub mod logs;
 
 use std::fmt;
 use std::str::FromStr;

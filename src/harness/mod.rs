@@ -8,6 +8,7 @@ pub mod budget;
 pub mod data;
 pub mod device;
 pub mod model;
+pub mod parallel;
 pub mod schedule;
 pub mod train;
 
@@ -72,6 +73,10 @@ pub struct RunOptions {
     pub force: bool,
     /// Run even beyond `budget::WORK_WITHOUT_ASKING` cell-steps.
     pub yes: bool,
+    /// Cells trained at once (`--jobs`): 1 trains them one after another in this process;
+    /// more start that many worker processes of the running executable (which must be the
+    /// `dropscope` binary: see [`parallel`]), capped by the cells and the memory.
+    pub jobs: usize,
 }
 
 /// The outcome of a scenario run.
@@ -145,13 +150,12 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
         },
         opts.force,
     )?;
-    let cells: Vec<Cell> = file
+    let (scenario_index, cells): (Vec<usize>, Vec<Cell>) = file
         .cells()
         .into_iter()
         .enumerate()
         .filter(|(k, _)| opts.shard.is_none_or(|s| s.owns(*k)))
-        .map(|(_, c)| c)
-        .collect();
+        .unzip();
     let s = &file.scenario;
     let mut manifest = Manifest {
         schema_version: MANIFEST_SCHEMA_VERSION,
@@ -231,6 +235,65 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
     }
     manifest.adapter = Some(adapter);
     manifest.write(&opts.out)?;
+    let pending = manifest
+        .cells
+        .iter()
+        .filter(|c| c.status == CellStatus::Pending)
+        .count();
+    let jobs = parallel::effective_jobs(
+        opts.jobs,
+        pending,
+        cost.peak_bytes,
+        budget::available_bytes(),
+    );
+    if jobs < opts.jobs.min(pending) && !opts.quiet {
+        eprintln!(
+            "running {jobs} cells at once, not {}: each needs about {} MiB and memory is short",
+            opts.jobs.min(pending),
+            (cost.peak_bytes + parallel::WORKER_BASE_BYTES) >> 20
+        );
+    }
+    if jobs > 1 {
+        let batch = parallel::Batch {
+            opts,
+            cells: &cells,
+            scenario_index: &scenario_index,
+            jobs,
+            started,
+        };
+        let outcome = parallel::run_cells(&batch, &mut manifest, &pb);
+        pb.finish_and_clear();
+        manifest.wall_s = started.elapsed().as_secs_f64();
+        manifest.write(&opts.out)?;
+        if let Some(e) = outcome? {
+            return Err(e);
+        }
+    } else {
+        run_sequential(file, opts, &cells, &base, &mut manifest, &pb, started)?;
+    }
+    drop(prepared.lock);
+    Ok(RunSummary {
+        manifest,
+        out: opts.out.clone(),
+    })
+}
+
+/// `--jobs 1`: the cells one after another in this process.
+fn run_sequential(
+    file: &ScenarioFile,
+    opts: &RunOptions,
+    cells: &[Cell],
+    base: &burn::tensor::Device,
+    manifest: &mut Manifest,
+    pb: &ProgressBar,
+    started: Instant,
+) -> Result<(), InputError> {
+    let n = cells.len();
+    let mut done = manifest
+        .cells
+        .iter()
+        .filter(|c| c.status != CellStatus::Pending)
+        .count();
     for (i, cell) in cells.iter().enumerate() {
         if manifest.cells[i].status != CellStatus::Pending {
             pb.inc(manifest.cells[i].steps);
@@ -238,7 +301,10 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
         }
         manifest.cells[i].status = CellStatus::Running;
         manifest.write(&opts.out)?;
-        pb.set_message(format!("{} seed {}", cell.arm, cell.seed));
+        pb.set_message(format!(
+            "{} seed {} ({done}/{n} cells done, 1 running)",
+            cell.arm, cell.seed
+        ));
         let dir = opts.out.join(cell.rel_dir());
         let arm = &file.arms[cell.arm_index];
         let mut write_error = None;
@@ -262,18 +328,13 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
             }
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            train::train_cell(
-                &arm.config,
-                cell.seed,
-                &file.path,
-                &base,
-                &dir,
-                &mut on_step,
-            )
+            train::train_cell(&arm.config, cell.seed, &file.path, base, &dir, &mut on_step)
         }));
         if let Some(e) = write_error {
+            pb.finish_and_clear();
             return Err(e);
         }
+        done += 1;
         let info = &mut manifest.cells[i];
         match outcome {
             Ok(Ok(o)) => {
@@ -292,11 +353,7 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
                 return Err(e);
             }
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "training panicked".into());
+                let msg = parallel::panic_message(panic.as_ref());
                 info.status = CellStatus::Failed;
                 info.error = Some(format!("{} on {}: {msg}", cell.arm, opts.device));
             }
@@ -305,11 +362,7 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
         manifest.write(&opts.out)?;
     }
     pb.finish_and_clear();
-    drop(prepared.lock);
-    Ok(RunSummary {
-        manifest,
-        out: opts.out.clone(),
-    })
+    Ok(())
 }
 
 /// Takes over the cells of an unfinished earlier run that finished and are whole on

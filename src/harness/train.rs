@@ -19,7 +19,7 @@ use crate::scenario::{OptimizerKind, OptimizerSpec, Scenario};
 use crate::trace::{LogMode, StepRecord, TraceWriter, ValRecord, ValWriter};
 
 /// What happened to one cell.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CellOutcome {
     pub status: CellStatus,
     pub steps: u64,

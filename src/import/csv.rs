@@ -213,7 +213,7 @@ fn check_width(
         let missing = field_name(header.get(found).map_or("", String::as_str));
         if unterminated_last {
             return Err(at(
-                missing,
+                &missing,
                 format!(
                     "truncated last line: {found} of {wanted} fields and no newline at the end \
                      (was the file still being written?)"
@@ -221,7 +221,7 @@ fn check_width(
             ));
         }
         return Err(at(
-            missing,
+            &missing,
             format!("{found} fields where the header has {wanted}"),
         ));
     }
@@ -441,4 +441,114 @@ pub(crate) fn listed<S: AsRef<str>>(names: &[S]) -> String {
         shown.push(format!("and {} more", names.len() - SHOWN));
     }
     excerpt(&shown.join(", "), 300)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::{UNKNOWN_STEP, place_val_steps};
+    use crate::trace::StepRecord;
+
+    fn fixture(rel: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/import")
+            .join(rel)
+    }
+
+    fn parse_text(text: &str, opts: &ImportOptions) -> Result<Imported, InputError> {
+        parse(Path::new("x.csv"), text.as_bytes(), opts)
+    }
+
+    #[test]
+    fn a_column_named_twice_is_an_error_at_line_1_naming_it() {
+        let path = fixture("csv/broken/duplicate_loss.csv");
+        let err = crate::import::read_trace(&path, &ImportOptions::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:1: loss: columns 2 and 3 have the same name: rename or drop one",
+                path.display()
+            )
+        );
+        let none = ImportOptions::default();
+        for (text, field) in [
+            ("Step,loss,step\n0,2.3,0\n", "Step"),
+            ("step,epoch,loss,lr,lr\n0,0,2.3,0.1,0.2\n", "lr"),
+            ("step,epoch,epoch,loss\n0,0,0,2.3\n", "epoch"),
+        ] {
+            let err = parse_text(text, &none).unwrap_err();
+            assert_eq!(
+                (err.line, err.field.as_deref()),
+                (Some(1), Some(field)),
+                "{text}"
+            );
+        }
+        let given = ImportOptions {
+            loss_col: Some("objective".into()),
+            ..ImportOptions::default()
+        };
+        let err = parse_text("step,objective,objective\n0,2.3,2.4\n", &given).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("objective"));
+        // Two spellings of one role are no clash: the preferred one is read.
+        let got = parse_text("step,train_loss,loss\n0,2.3,2.4\n", &none).unwrap();
+        assert_eq!(got.trace.steps[0].loss, 2.4);
+        // Nor is a repeated column that is not read.
+        assert!(parse_text("step,loss,note,note\n0,2.3,a,b\n", &none).is_ok());
+    }
+
+    #[test]
+    fn a_val_csv_without_a_step_column_reads_and_places_its_points_by_epoch() {
+        let val = crate::import::read_val_csv(&fixture("val/epoch_only.csv")).unwrap();
+        let got: Vec<_> = val.iter().map(|v| (v.epoch, v.step, v.val_loss)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, UNKNOWN_STEP, 2.0),
+                (1, UNKNOWN_STEP, 1.5),
+                (2, UNKNOWN_STEP, 1.4)
+            ]
+        );
+        let mut trace = crate::trace::Trace::new("t");
+        for step in 0..8 {
+            trace.steps.push(StepRecord {
+                step,
+                epoch: Some(step / 4),
+                batch: None,
+                loss: 1.0,
+                lr: None,
+                batch_size: None,
+            });
+        }
+        trace.val = val;
+        // Epoch 2 has no training step: its point stays unknown.
+        assert_eq!(place_val_steps(&mut trace), 1);
+        let steps: Vec<_> = trace.val.iter().map(|v| v.step).collect();
+        assert_eq!(steps, [4, 8, UNKNOWN_STEP]);
+    }
+
+    #[test]
+    fn a_val_csv_error_names_its_own_columns_not_the_training_logs_flags() {
+        let name = Path::new("val.csv");
+        for (text, field) in [
+            ("step,val_loss\n10,2.0\n", "epoch"),
+            ("epoch,step,accuracy\n0,10,0.5\n", "val_loss"),
+        ] {
+            let err = parse_val(name, text.as_bytes()).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("val.csv:1: {field}: no {field} column")),
+                "{message}"
+            );
+            assert!(message.contains("its columns are: "), "{message}");
+            assert!(!message.contains("--"), "{message}");
+        }
+        let err = parse_val(name, b"epoch,val_loss,val_loss\n0,2.0,2.1\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (Some(1), Some("val_loss"))
+        );
+        // With a step column, a row without a step is still an error at its line.
+        let err = parse_val(name, b"epoch,step,val_loss\n0,,2.0\n").unwrap_err();
+        assert_eq!((err.line, err.field.as_deref()), (Some(2), Some("step")));
+    }
 }

@@ -119,17 +119,17 @@ impl<'a> Probe<'a> {
             .map(String::from_utf8_lossy)
             .collect();
         let values: Vec<Option<Value>> = lines.iter().map(|l| json_line(l)).collect();
-        let objects: Vec<_> = values
-            .iter()
-            .filter_map(|v| match v {
-                Some(Value::Object(map)) => Some(map.clone()),
-                _ => None,
-            })
-            .collect();
         let first_line_is_object = matches!(values.first(), Some(Some(Value::Object(_))));
         let voters = values.len().min(JSON_VOTE_LINES);
         let json = values.iter().take(voters).filter(|v| v.is_some()).count();
         let mostly_json = json * 2 > voters;
+        let objects: Vec<_> = values
+            .into_iter()
+            .filter_map(|v| match v {
+                Some(Value::Object(map)) => Some(map),
+                _ => None,
+            })
+            .collect();
         let starts_with_brace = lines.first().is_some_and(|l| l.starts_with('{'));
         let table = (!starts_with_brace && !mostly_json)
             .then(|| csv_head(text))

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::csv::clip;
 use super::detect::Probe;
 use super::lines::{Obj, json_objects};
 use super::num::floor_f64;
@@ -141,7 +142,7 @@ fn read_entries(
             Some(text) => Some(parse_elapsed(text).ok_or_else(|| {
                 obj.error(
                     "elapsed_time",
-                    format!("not a duration such as 1 day, 2:03:04: '{text}'"),
+                    format!("not a duration such as 1 day, 2:03:04: '{}'", clip(text)),
                 )
             })?),
             None => None,

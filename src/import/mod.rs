@@ -193,9 +193,9 @@ fn incomplete_last_line(bytes: &[u8]) -> Option<(u64, &[u8])> {
     Some((line, complete))
 }
 
-/// What holds for every importer's result, checked once here: learning rates are
-/// finite or absent (a NaN LR column is a logger that failed to read the rate, not a
-/// schedule: downstream it would read as a change at every step).
+/// What holds for every importer's result, made true once here rather than in each
+/// reader: learning rates are finite or absent (a NaN or infinite rate is a logger
+/// that failed to read it, not a rate the optimizer used).
 fn checked(mut imported: Imported) -> Imported {
     let mut non_finite = 0u64;
     for s in &mut imported.trace.steps {

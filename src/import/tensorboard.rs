@@ -15,6 +15,7 @@ use prost::Message;
 pub use record::frame;
 
 use super::bounded::read_log;
+use super::csv::listed;
 use super::detect::Probe;
 use super::num::floor_f64;
 use super::registry::{Confidence, LogFormat};
@@ -268,19 +269,18 @@ fn build(
     mut warnings: Vec<String>,
 ) -> Result<Imported, InputError> {
     let tags = &scalars.order;
-    let listed = || {
-        let shown: Vec<_> = tags.iter().take(40).map(String::as_str).collect();
-        if shown.is_empty() {
+    let tag_list = || {
+        if tags.is_empty() {
             "none".to_string()
         } else {
-            shown.join(", ")
+            listed(tags)
         }
     };
     let loss_tag = match &opts.tag {
         Some(wanted) => tags.iter().find(|t| *t == wanted).ok_or_else(|| {
             InputError::new(
                 name,
-                format!("no such scalar tag; the tags are: {}", listed()),
+                format!("no such scalar tag; the tags are: {}", tag_list()),
             )
             .field(wanted.clone())
         })?,
@@ -289,7 +289,7 @@ fn build(
                 name,
                 format!(
                     "no loss tag; the scalar tags are: {} (name one with --tag)",
-                    listed()
+                    tag_list()
                 ),
             )
             .field("tag")

@@ -442,3 +442,243 @@ fn no_format_panics_on_truncated_or_garbled_fixtures() {
         }
     }
 }
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "dropscope-import-unit-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn forced(format: Format) -> ImportOptions {
+    ImportOptions {
+        format: Some(format),
+        ..ImportOptions::default()
+    }
+}
+
+#[test]
+fn learning_rates_that_are_nan_or_infinite_become_none_with_one_warning_in_every_format() {
+    let got = read("csv/nan_lr.csv");
+    let lrs: Vec<_> = got.trace.steps.iter().map(|s| s.lr).collect();
+    assert_eq!(lrs, [Some(0.1), None, None, None, Some(0.05)]);
+    assert!(
+        got.warnings
+            .contains(&"3 learning rates were NaN or infinite and are ignored".to_string()),
+        "{:?}",
+        got.warnings
+    );
+    let cases: [(Format, &str); 7] = [
+        (
+            Format::Jsonl,
+            "{\"step\": 0, \"loss\": 2.3, \"lr\": NaN}\n{\"step\": 1, \"loss\": 2.2, \"lr\": 0.1}\n",
+        ),
+        (
+            Format::Detectron2,
+            "{\"iteration\": 19, \"total_loss\": 2.3, \"lr\": NaN}\n\
+             {\"iteration\": 39, \"total_loss\": 2.2, \"lr\": 0.1}\n",
+        ),
+        (
+            Format::HfTrainer,
+            "{\"log_history\": [{\"step\": 5, \"loss\": 2.3, \"learning_rate\": NaN}, \
+             {\"step\": 10, \"loss\": 2.2, \"learning_rate\": 0.1}]}\n",
+        ),
+        (
+            Format::Keras,
+            "epoch,learning_rate,loss\n0,inf,2.3\n1,0.1,2.2\n",
+        ),
+        (
+            Format::Wandb,
+            "_step,train/loss,train/learning_rate\n0,2.3,NaN\n1,2.2,0.1\n",
+        ),
+        (
+            Format::LlamaFactory,
+            "{\"current_steps\": 5, \"total_steps\": 10, \"loss\": 2.3, \"lr\": NaN}\n\
+             {\"current_steps\": 10, \"total_steps\": 10, \"loss\": 2.2, \"lr\": 0.1}\n",
+        ),
+        (
+            Format::Text,
+            "step 5 | loss 2.3 | lr nan\nstep 10 | loss 2.2 | lr 0.1\n",
+        ),
+    ];
+    for (format, text) in cases {
+        let got = parse_bytes(format, Path::new("x"), text.as_bytes(), &forced(format))
+            .unwrap_or_else(|e| panic!("{format}: {e}"));
+        let lrs: Vec<_> = got.trace.steps.iter().map(|s| s.lr).collect();
+        assert_eq!(lrs, [None, Some(0.1)], "{format}");
+        let warned = got
+            .warnings
+            .iter()
+            .filter(|w| w.contains("NaN or infinite"))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            warned,
+            ["1 learning rate was NaN or infinite and is ignored"],
+            "{format}"
+        );
+    }
+    // Folders too: a dropscope cell folder read as a log.
+    let dir = temp_dir("nan-lr-cell");
+    std::fs::write(
+        dir.join("trace.csv"),
+        "step,loss,lr\n0,2.3,NaN\n1,2.2,0.1\n",
+    )
+    .unwrap();
+    let got = read_trace(&dir, &ImportOptions::default()).unwrap();
+    assert_eq!(got.trace.steps[0].lr, None);
+    assert_eq!(got.warnings.len(), 1, "{:?}", got.warnings);
+}
+
+#[test]
+fn a_jsonl_file_whose_first_line_is_cut_is_still_jsonl_and_fails_at_line_1() {
+    let path = fixtures().join("jsonl/broken/garbled_first_line.jsonl");
+    assert_eq!(detect(&path), Format::Jsonl);
+    let err = read_trace(&path, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("{}:1: bad JSON", path.display())),
+        "{err}"
+    );
+    // Garbage that does not even start like JSON, then JSON lines.
+    let mut text = String::from("\u{1}\u{2}garbage, not a header\n");
+    for s in 0..6 {
+        text.push_str(&format!("{{\"step\": {s}, \"loss\": 2.0}}\n"));
+    }
+    let name = Path::new("run.log");
+    assert_eq!(detect_format(name, text.as_bytes()), Format::Jsonl);
+    // Two JSON lines in a CSV do not make it JSON Lines.
+    let csv = "step,loss\n{\"a\": 1}\n0,2.3\n1,2.2\n2,2.1\n";
+    assert_eq!(detect_format(name, csv.as_bytes()), Format::Csv);
+}
+
+#[test]
+fn a_last_line_cut_mid_write_is_dropped_with_a_warning_naming_it() {
+    let cases = [
+        ("csv/killed_mid_line.csv", 4, 2),
+        ("csv/broken/truncated.csv", 4, 2),
+        ("jsonl/killed_mid_line.jsonl", 5, 4),
+    ];
+    for (rel, line, kept) in cases {
+        let got = read(rel);
+        assert_eq!(got.trace.steps.len(), kept, "{rel}");
+        let wanted = format!("line {line} is incomplete (the file ends mid-line): ignored");
+        assert_eq!(got.warnings.first(), Some(&wanted), "{rel}");
+    }
+    // Every line-oriented reader, e.g. Keras' CSVLogger killed mid-epoch.
+    let keras = "epoch,loss\n0,2.3\n1,2.2\n2,2.1\n3,2.0e";
+    let got = parse_bytes(
+        Format::Keras,
+        Path::new("training.log"),
+        keras.as_bytes(),
+        &forced(Format::Keras),
+    )
+    .unwrap();
+    assert_eq!(got.trace.steps.len(), 3);
+    assert!(got.warnings[0].starts_with("line 5 is incomplete"));
+}
+
+#[test]
+fn a_bad_line_in_the_middle_or_a_bad_last_line_with_its_newline_stays_an_error() {
+    let cases = [
+        ("csv/broken/non_numeric.csv", 3),
+        ("jsonl/broken/bad_json.jsonl", 3),
+        ("jsonl/broken/non_numeric.jsonl", 2),
+    ];
+    for (rel, line) in cases {
+        let path = fixtures().join(rel);
+        let err = read_trace(&path, &ImportOptions::default()).unwrap_err();
+        assert_eq!(err.line, Some(line), "{rel}: {err}");
+    }
+    // Cut before its last line, and bad in the middle: the middle line is the error.
+    let text = "step,loss\n0,2.3\n1,oops\n2,2.1\n3,2.";
+    let err = parse_bytes(
+        Format::Csv,
+        Path::new("x.csv"),
+        text.as_bytes(),
+        &ImportOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.line, Some(3), "{err}");
+    // A file that is only a cut line has nothing before it to read.
+    let err = parse_bytes(
+        Format::Csv,
+        Path::new("x.csv"),
+        b"step,loss\n0",
+        &ImportOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.message.contains("truncated last line"), "{err}");
+}
+
+#[test]
+fn huge_nested_arrays_or_names_give_a_short_error_message() {
+    let nested = format!("[{}]", vec!["[0.1, 0.2, [0.3]]"; 12_000].join(", "));
+    assert!(nested.len() > 200_000);
+    let name = Path::new("arrays.jsonl");
+    let mut cases = vec![format!("{nested}\n{nested}\n{nested}\n")];
+    // A loss that is an array, a key 200 KB long, a CSV header 200 KB wide.
+    cases.push(format!("{{\"step\": 0, \"loss\": {nested}}}\n"));
+    cases.push(format!("{{\"{}\": 1}}\n", "k".repeat(200_000)));
+    cases.push(format!("{}\n1\n", vec!["column"; 30_000].join(",")));
+    for text in cases {
+        let format = detect_format(name, text.as_bytes());
+        let err =
+            parse_bytes(format, name, text.as_bytes(), &ImportOptions::default()).unwrap_err();
+        assert!(
+            err.message.chars().count() < 400,
+            "{format}: {} chars: {}",
+            err.message.len(),
+            crate::error::excerpt(&err.message, 200)
+        );
+        assert!(err.field.as_ref().is_none_or(|f| f.chars().count() < 100));
+    }
+}
+
+#[test]
+fn files_too_big_are_refused_before_reading_also_inside_folders() {
+    let huge = |path: &Path| {
+        // Sparse: the size is there, the disk blocks are not.
+        let file = std::fs::File::create(path).unwrap();
+        file.set_len(MAX_LOG_BYTES + 1).unwrap();
+    };
+    let wanted = format!("larger than {MAX_LOG_BYTES} bytes");
+    let dir = temp_dir("huge");
+    let log = dir.join("train.csv");
+    huge(&log);
+    let hf = dir.join("checkpoint-5");
+    std::fs::create_dir_all(&hf).unwrap();
+    huge(&hf.join("trainer_state.json"));
+    let tb = dir.join("tb");
+    std::fs::create_dir_all(&tb).unwrap();
+    huge(&tb.join("events.out.tfevents.1.host"));
+    for path in [&log, &hf, &tb] {
+        let err = read_trace(path, &ImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&wanted), "{}: {err}", path.display());
+        assert!(!err.contains('\n'));
+    }
+    let err = read_val_csv(&log).unwrap_err().to_string();
+    assert!(err.contains(&wanted), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_burn_train_log_that_never_ends_a_line_fails_at_the_line_cap() {
+    let zero = Path::new("/dev/zero");
+    if !zero.exists() {
+        return;
+    }
+    let dir = temp_dir("burn-zero");
+    let epoch = dir.join("train/epoch-1");
+    std::fs::create_dir_all(&epoch).unwrap();
+    std::os::unix::fs::symlink(zero, epoch.join("Loss.log")).unwrap();
+    let err = read_trace(&dir, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Loss.log:1: line longer than 1 MiB"), "{err}");
+}

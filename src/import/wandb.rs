@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use super::csv::{Cell, Table, missing_column};
+use super::csv::{Cell, Table, clip, missing_column};
 use super::detect::Probe;
 use super::fields::Role;
 use super::lightning::column;
@@ -131,8 +131,9 @@ fn metric_names(header: &[String], warnings: &mut Vec<String>) -> Vec<String> {
         && !rest.is_empty()
     {
         warnings.push(format!(
-            "the export holds {} runs: read '{first}' only",
-            runs.len()
+            "the export holds {} runs: read '{}' only",
+            runs.len(),
+            clip(first)
         ));
     }
     names

@@ -673,7 +673,7 @@ pub fn arm_line(arm: &ArmAnalysis) -> String {
         .collect();
     if named.is_empty() {
         format!(
-            "{who}: no significant drop in any of its {}.",
+            "{who}: no significant drop in any seed ({}).",
             plural(arm.cells.len(), "seed")
         )
     } else {
@@ -707,14 +707,15 @@ pub fn arm_overfit_line(arm: &ArmAnalysis) -> Option<String> {
     ))
 }
 
-/// One line per finding for a run: diverged cells first, then each factor that explains
-/// a cause, each arm's causes, each arm's overfitting verdict.
+/// One line per finding for a run: diverged cells first, then the caller's notes, each
+/// factor that explains a cause, each arm's causes, each arm's overfitting verdict.
 pub fn run_headline(run: &RunAnalysis) -> Vec<String> {
     let mut out: Vec<String> = run
         .diverged_cells()
         .iter()
         .map(|d| format!("{}: arm {}, seed {}.", diverged_line(d.step), d.arm, d.seed))
         .collect();
+    out.extend(run.notes.iter().cloned());
     let explaining: Vec<&FactorEffect> = run.factors.iter().filter(|f| f.explains).collect();
     if explaining.is_empty() && !run.factors.is_empty() {
         out.push(

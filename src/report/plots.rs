@@ -145,7 +145,11 @@ pub fn loss_curve(stem: &str, label: &str, trace: &Trace, a: &TraceAnalysis) -> 
             dash: Dash::Solid,
         });
         f.legend(
-            "trend (detector's local fit, spikes left out)",
+            if spans.is_empty() {
+                "trend (detector's local fit)"
+            } else {
+                "trend (detector's local fit, spikes left out)"
+            },
             oi::BLUE,
             Sample::Line(Dash::Solid, 2),
         );

@@ -152,45 +152,398 @@ fn a_diverging_cell_is_marked_and_the_run_goes_on() {
 
 #[test]
 fn a_killed_run_leaves_analysable_traces() {
-    let d = temp_dir("run-killed");
-    let s = tiny_scenario(&d, "").to_str().unwrap().to_string();
-    let text = std::fs::read_to_string(&s)
-        .unwrap()
-        .replace("epochs = 3", "epochs = 2000");
-    std::fs::write(&s, text).unwrap();
+    // In this process (--jobs 1) and through worker processes (--jobs 2), which must stop
+    // with their parent.
+    for jobs in ["1", "2"] {
+        let d = temp_dir(&format!("run-killed-{jobs}"));
+        let s = tiny_scenario(&d, "").to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("epochs = 3", "epochs = 2000");
+        std::fs::write(&s, text).unwrap();
+        let out = d.join("out");
+        let mut child = bin()
+            .args(["run", &s, "--out", out.to_str().unwrap(), "--quiet"])
+            .args(["--jobs", jobs])
+            .spawn()
+            .unwrap();
+        let trace = out.join("constant/seed-1/trace.csv");
+        let t0 = std::time::Instant::now();
+        while std::fs::read_to_string(&trace)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+            < 20
+        {
+            assert!(t0.elapsed().as_secs() < 120, "no trace written");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let m = Manifest::read(&out).unwrap();
+        assert_eq!(m.cells[0].status, CellStatus::Running);
+        let t = dropscope::import::read_trace_dir(&out.join("constant/seed-1")).unwrap();
+        assert!(t.steps.len() >= 19);
+        // Whole epochs only: flushing happens at epoch ends.
+        assert_eq!(t.steps.len() % 5, 0);
+        // The manifest follows the disk epoch by epoch (a kill between the trace's flush and
+        // the manifest's rewrite leaves it one epoch behind at most).
+        let on_disk = t.steps.len() as u64;
+        assert!(
+            m.cells[0].steps <= on_disk && on_disk - m.cells[0].steps <= 5,
+            "--jobs {jobs}: manifest {} vs disk {on_disk}",
+            m.cells[0].steps
+        );
+        assert_eq!(m.cells[0].planned_steps, 10_000);
+        assert!(!m.completeness().is_complete());
+        // No worker outlives its parent: the trace stops growing.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let before = read(&trace);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(before, read(&trace), "--jobs {jobs}: a worker still writes");
+    }
+}
+
+/// A scenario of `arms` × `seeds` small cells with dropout, so that every training step
+/// draws from burn's random-number generator (what threads would have shared).
+fn sweep_scenario(dir: &Path, epochs: u64, vary: &str, levels: &str, seeds: &str) -> String {
+    let p = dir.join("sweep.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"description = "parallel cells"
+seeds = [{seeds}]
+
+[data]
+samples = 200
+features = 8
+classes = 3
+
+[model]
+hidden = [16]
+dropout = 0.2
+
+[train]
+epochs = {epochs}
+batch_size = 32
+
+[[vary]]
+path = "{vary}"
+levels = [{levels}]
+"#
+        ),
+    )
+    .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The manifest without what differs from run to run (wall times, start time).
+fn manifest_sans_times(out: &Path) -> Manifest {
+    let mut m = Manifest::read(out).unwrap();
+    m.wall_s = 0.0;
+    m.started_unix = 0;
+    for c in &mut m.cells {
+        c.wall_s = 0.0;
+    }
+    m
+}
+
+#[test]
+fn cells_in_parallel_write_what_jobs_1_writes() {
+    let d = temp_dir("run-jobs-parity");
+    // 3 arms × 2 seeds: six cells, more than this machine's cores.
+    let s = sweep_scenario(&d, 4, "train.lr.base", "0.05, 0.1, 0.2", "1, 2");
+    let seq = d.join("seq");
+    let par = d.join("par");
+    run_ok(&s, &seq, &["--jobs", "1", "--format", "json"]);
+    let o = run_ok(&s, &par, &["--jobs", "4", "--format", "json"]);
+    let (a, b) = (manifest_sans_times(&seq), manifest_sans_times(&par));
+    assert_eq!(a.cells.len(), 6);
+    assert!(a.cells.iter().all(|c| c.status == CellStatus::Completed));
+    assert_eq!(a, b, "manifests differ beyond wall times");
+    // Every trace.csv and val.csv, and every report file, byte for byte.
+    let (fa, fb) = (files_under(&seq), files_under(&par));
+    let names: Vec<&String> = fa.keys().filter(|k| *k != "manifest.json").collect();
+    assert_eq!(
+        names,
+        fb.keys()
+            .filter(|k| *k != "manifest.json")
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(names.iter().filter(|k| k.ends_with("trace.csv")).count(), 6);
+    assert!(names.iter().any(|k| k.starts_with("report")), "{names:?}");
+    for k in names {
+        assert!(fa[k] == fb[k], "{k} differs between --jobs 1 and --jobs 4");
+    }
+    assert!(!stdout(&o).trim().is_empty());
+}
+
+#[test]
+fn a_diverging_arm_does_not_stop_the_cells_beside_it() {
+    let d = temp_dir("run-jobs-diverge");
+    let s = sweep_scenario(&d, 3, "train.lr.base", "0.05, 1e9, 0.1", "1, 2");
     let out = d.join("out");
-    let mut child = bin()
-        .args(["run", &s, "--out", out.to_str().unwrap(), "--quiet"])
+    run_ok(&s, &out, &["--jobs", "3"]);
+    let m = Manifest::read(&out).unwrap();
+    assert_eq!(m.cells.len(), 6);
+    for c in &m.cells {
+        let lr = m.arm(&c.arm).unwrap().factors["train.lr.base"]
+            .as_f64()
+            .unwrap();
+        let want = if lr > 1e6 {
+            CellStatus::Diverged
+        } else {
+            CellStatus::Completed
+        };
+        assert_eq!(c.status, want, "{c:?}");
+        assert_eq!(
+            c.steps,
+            if want == CellStatus::Completed {
+                15
+            } else {
+                c.steps
+            }
+        );
+    }
+    assert_eq!(
+        m.cells
+            .iter()
+            .filter(|c| c.status == CellStatus::Diverged)
+            .count(),
+        2,
+        "{:?}",
+        m.cells
+    );
+}
+
+/// Process ids of the workers training into `out` (Linux /proc).
+fn workers_of(out: &Path) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    let needle = out.to_str().unwrap();
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "internal-worker") && args.iter().any(|a| a == needle) {
+            found.push((pid, args.join(" ")));
+        }
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_that_dies_fails_its_cell_and_the_others_finish() {
+    let d = temp_dir("run-jobs-crash");
+    // The first cell trains long enough to be killed mid-way; the three others are short.
+    let s = sweep_scenario(&d, 3, "train.epochs", "3000, 3, 4, 5", "1");
+    let out = d.join("out");
+    let child = bin()
+        .args([
+            "run",
+            &s,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--jobs",
+            "2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let trace = out.join("constant/seed-1/trace.csv");
     let t0 = std::time::Instant::now();
-    while std::fs::read_to_string(&trace)
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-        < 20
-    {
-        assert!(t0.elapsed().as_secs() < 120, "no trace written");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let victim = loop {
+        assert!(t0.elapsed().as_secs() < 120, "no worker found");
+        let long = workers_of(&out)
+            .into_iter()
+            .find(|(_, cmd)| cmd.ends_with("--cell 0"));
+        let started = std::fs::read_to_string(out.join(format!(
+            "{}/seed-1/trace.csv",
+            Manifest::read(&out).map(|m| m.cells[0].arm.clone()).unwrap_or_default()
+        )))
+        .map(|t| t.lines().count() > 20)
+        .unwrap_or(false);
+        if let (Some((pid, _)), true) = (long, started) {
+            break pid;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed cell fails the run: {}",
+        stderr(&o)
+    );
+    let m = Manifest::read(&out).unwrap();
+    assert_eq!(m.cells.len(), 4);
+    assert_eq!(m.cells[0].status, CellStatus::Failed);
+    let err = m.cells[0].error.as_deref().unwrap();
+    assert!(err.contains("worker process stopped"), "{err}");
+    assert!(stderr(&o).contains("failed"), "{}", stderr(&o));
+    for c in &m.cells[1..] {
+        assert_ne!(c.status, CellStatus::Failed, "{c:?}");
+        assert_ne!(c.status, CellStatus::Pending, "{c:?}");
+        assert_ne!(c.status, CellStatus::Running, "{c:?}");
+    }
+    assert!(workers_of(&out).is_empty());
+}
+
+#[test]
+fn a_killed_parallel_run_resumes_to_the_jobs_1_result() {
+    let d = temp_dir("run-jobs-resume");
+    let s = sweep_scenario(&d, 150, "train.lr.base", "0.05, 0.1", "1, 2");
+    let full = d.join("full");
+    run_ok(&s, &full, &["--jobs", "1", "--no-report"]);
+    let out = d.join("out");
+    let mut child = bin()
+        .args([
+            "run",
+            &s,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--jobs",
+            "2",
+        ])
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    // Wait until the first two cells are done and the next two have started.
+    loop {
+        assert!(t0.elapsed().as_secs() < 120, "the run did not get going");
+        if let Ok(m) = Manifest::read(&out)
+            && m.cells
+                .iter()
+                .filter(|c| c.status == CellStatus::Completed)
+                .count()
+                >= 1
+            && m.cells
+                .iter()
+                .any(|c| c.status == CellStatus::Running && c.steps > 0)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let m = Manifest::read(&out).unwrap();
-    assert_eq!(m.cells[0].status, CellStatus::Running);
-    let t = dropscope::import::read_trace_dir(&out.join("constant/seed-1")).unwrap();
-    assert!(t.steps.len() >= 19);
-    // Whole epochs only: flushing happens at epoch ends.
-    assert_eq!(t.steps.len() % 5, 0);
-    // The manifest follows the disk epoch by epoch (a kill between the trace's flush and
-    // the manifest's rewrite leaves it one epoch behind at most).
-    let on_disk = t.steps.len() as u64;
     assert!(
-        m.cells[0].steps <= on_disk && on_disk - m.cells[0].steps <= 5,
-        "manifest {} vs disk {on_disk}",
-        m.cells[0].steps
+        !m.completeness().is_complete(),
+        "killed too late: {:?}",
+        m.cells
     );
-    assert_eq!(m.cells[0].planned_steps, 10_000);
-    assert!(!m.completeness().is_complete());
+    let o = run_ok(&s, &out, &["--jobs", "2", "--no-report"]);
+    let _ = o;
+    assert_eq!(
+        manifest_sans_times(&full).cells,
+        manifest_sans_times(&out).cells
+    );
+    for c in &manifest_sans_times(&full).cells {
+        for f in ["trace.csv", "val.csv"] {
+            assert_eq!(
+                read(&full.join(&c.dir).join(f)),
+                read(&out.join(&c.dir).join(f)),
+                "{}/{f}",
+                c.dir
+            );
+        }
+    }
+}
+
+#[test]
+fn shards_times_jobs_merge_into_the_jobs_1_run() {
+    let d = temp_dir("run-jobs-shards");
+    let s = sweep_scenario(&d, 3, "train.lr.base", "0.05, 0.1, 0.2", "1, 2");
+    let full = d.join("full");
+    run_ok(&s, &full, &["--jobs", "1", "--no-report"]);
+    let mut shard_dirs = Vec::new();
+    for i in 0..2 {
+        let dir = d.join(format!("shard-{i}"));
+        run_ok(&s, &dir, &["--shard", &format!("{i}/2"), "--jobs", "2"]);
+        shard_dirs.push(dir);
+    }
+    let merged = d.join("merged");
+    let o = run(&[
+        "merge",
+        "--out",
+        merged.to_str().unwrap(),
+        shard_dirs[0].to_str().unwrap(),
+        shard_dirs[1].to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (manifest_sans_times(&full), manifest_sans_times(&merged));
+    assert_eq!(a.cells.len(), 6);
+    for c in &a.cells {
+        let twin = b
+            .cells
+            .iter()
+            .find(|x| x.arm == c.arm && x.seed == c.seed)
+            .unwrap();
+        assert_eq!(c, twin);
+        assert_eq!(
+            read(&full.join(&c.dir).join("trace.csv")),
+            read(&merged.join(&twin.dir).join("trace.csv"))
+        );
+    }
+}
+
+#[test]
+fn bench_sweep_prints_cell_steps_against_one_cell() {
+    let o = run(&[
+        "bench", "sweep", "--cells", "1,3", "--sizes", "8x8", "--steps", "20", "--jobs", "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["cells"], 1);
+    assert_eq!(rows[0]["vs_one_cell"], 1.0);
+    assert_eq!(rows[1]["cells"], 3);
+    assert_eq!(rows[1]["jobs"], 2);
+    assert!(rows[1]["cell_steps_per_s"].as_f64().unwrap() > 0.0);
+    assert!(rows[1]["vs_one_cell"].as_f64().unwrap() > 0.0);
+    let o = run(&[
+        "bench", "sweep", "--cells", "2", "--sizes", "8x8", "--steps", "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("× one cell"), "{}", stdout(&o));
 }
 
 #[test]

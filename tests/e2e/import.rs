@@ -287,9 +287,17 @@ fn csv_errors_name_file_line_and_field() {
     assert_points_at(&err, "csv/broken/short_line.csv", 3, "lr");
     assert!(err.contains("2 fields where the header has 3"), "{err}");
 
-    let err = read_err("csv/broken/truncated.csv");
-    assert_points_at(&err, "csv/broken/truncated.csv", 4, "lr");
-    assert!(err.contains("truncated last line"), "{err}");
+    // A last line cut mid-write (no final newline) is what a killed writer leaves: the lines
+    // before it are read, and a warning names the dropped line.
+    let got = read("csv/broken/truncated.csv");
+    assert_eq!(got.trace.steps.len(), 2);
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("line 4 is incomplete")),
+        "{:?}",
+        got.warnings
+    );
 
     let err = read_err("csv/broken/no_loss.csv");
     assert_points_at(&err, "csv/broken/no_loss.csv", 1, "loss");

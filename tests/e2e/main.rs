@@ -2,6 +2,7 @@
 
 mod analysis;
 mod common;
+mod guard;
 mod harness;
 mod import;
 mod messages;
