@@ -20,6 +20,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a scenario's arms × seeds and write their traces (and the analysis).
@@ -426,6 +428,13 @@ fn parse_rtol(s: &str) -> Result<f64, String> {
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
+    // Rust ignores SIGPIPE, so a write to a closed pipe (`dropscope report RUN | head -1`)
+    // is an error that println! turns into a panic; a command-line tool should just stop.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's action to its default at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

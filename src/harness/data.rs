@@ -215,6 +215,34 @@ fn digits(samples: usize, rng: &mut ChaCha8Rng) -> Dataset {
     all.subset(&keep)
 }
 
+/// Columns quoted in an error: a few, each cut short. A file that is not a data set (a
+/// path pointing at the wrong file, say /etc/passwd) must not have its content echoed.
+const QUOTED_COLUMNS: usize = 8;
+const QUOTED_COLUMN_CHARS: usize = 24;
+
+fn missing_label_message(headers: &csv::StringRecord, label_column: &str) -> String {
+    if headers.len() < 2 {
+        return format!(
+            "no label column '{label_column}': the first line is not a comma-separated header \
+             of feature and label columns (is this a CSV data set?)"
+        );
+    }
+    let names: Vec<String> = headers
+        .iter()
+        .take(QUOTED_COLUMNS)
+        .map(|h| crate::error::excerpt(h, QUOTED_COLUMN_CHARS))
+        .collect();
+    let more = if headers.len() > QUOTED_COLUMNS {
+        ", ..."
+    } else {
+        ""
+    };
+    format!(
+        "no label column '{label_column}' (columns: {}{more})",
+        names.join(", ")
+    )
+}
+
 /// Reads numeric feature columns and a label column (integers or names) from a CSV.
 /// Features are standardized so that the scenario's learning rate means the same on any file.
 pub fn read_csv(path: &Path, label_column: &str) -> Result<Dataset, InputError> {
@@ -229,15 +257,9 @@ pub fn read_csv(path: &Path, label_column: &str) -> Result<Dataset, InputError> 
         .iter()
         .position(|h| h.trim() == label_column)
         .ok_or_else(|| {
-            InputError::new(
-                path,
-                format!(
-                    "no label column '{label_column}' (columns: {})",
-                    crate::error::excerpt(&headers.iter().collect::<Vec<_>>().join(", "), 80)
-                ),
-            )
-            .at_line(1)
-            .field(label_column)
+            InputError::new(path, missing_label_message(&headers, label_column))
+                .at_line(1)
+                .field(label_column)
         })?;
     let d = headers.len() - 1;
     if d == 0 {

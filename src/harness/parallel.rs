@@ -371,6 +371,7 @@ impl Pool {
     }
 
     /// Waits for the next event; None when no worker is running.
+    #[allow(clippy::should_implement_trait)] // blocks on workers: not an iterator
     pub fn next(&mut self) -> Option<(usize, PoolEvent)> {
         if self.live.is_empty() {
             return None;

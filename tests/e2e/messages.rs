@@ -62,3 +62,16 @@ fn scenario_show_prints_a_bundled_scenario_that_runs_as_a_file() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("epoch-memorization"), "{}", stderr(&o));
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let mut child = bin()
+        .args(["scenario", "show", "epoch-memorization"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
