@@ -28,6 +28,9 @@ pub enum Command {
     Run(RunArgs),
     /// Analyse a training log another pipeline wrote (CSV, JSONL, TensorBoard, burn-train, trainer_state.json).
     Investigate(InvestigateArgs),
+    /// Follow a training log while it is written and print each event as it is confirmed
+    /// (spikes, drops with their cause, divergence, overfitting); --fail-on stops a run.
+    Watch(WatchArgs),
     /// Rebuild a run folder's report from its saved traces, without retraining.
     Report {
         /// A run folder written by `dropscope run` (or `merge`).
@@ -343,6 +346,22 @@ pub enum WorkerCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// `watch`'s throughput, detection delay per event kind, and false alarms and misses
+    /// beside common watchdog rules, on planted series.
+    Watch {
+        /// Planted series of 10,000 steps per cell.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        series: u64,
+        /// Seed of the first planted series.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Points of the throughput series.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(10_000..))]
+        points: u64,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cell-steps per second of N cells at once (`run --jobs`'s engine: one worker process
     /// per cell) against one cell alone, on the benchmark MLP.
     Sweep {
@@ -395,6 +414,23 @@ pub enum BenchCommand {
         sizes: Vec<u64>,
         /// Only the accuracy table, or only the speed table.
         #[arg(long)]
+        only: Option<String>,
+    },
+    /// Attribution: how often an ineffective event's cause is named (LR cuts, epoch starts
+    /// on fresh data; log lengths 300 to 5,000, noise 0.5% to 10%), and the hit table on
+    /// the real public logs of tests/fixtures/real.
+    Attribute {
+        /// Synthetic curves per grid cell.
+        #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+        series: u64,
+        /// Seed of the first curve.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The folder of real logs (the corpus table is left out when it is missing).
+        #[arg(long, default_value = "tests/fixtures/real")]
+        corpus: PathBuf,
+        /// Only the false-naming grid, or only the corpus table.
+        #[arg(long, value_parser = ["null", "corpus"])]
         only: Option<String>,
     },
 }
@@ -455,6 +491,7 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Investigate(args) => investigate(args),
+        Command::Watch(args) => watch(args),
         Command::Report { run, out } => {
             let out = out.unwrap_or_else(|| run.join("report"));
             let (manifest, traces, done) = crate::rundir::load_checked(&run)?;
@@ -557,6 +594,39 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
             } => crate::harness::bench::sweep_worker(device, batch, hidden, steps),
         }),
         Command::Bench { what } => match what {
+            BenchCommand::Attribute {
+                series,
+                seed,
+                corpus,
+                only,
+            } => {
+                use crate::attribute::bench;
+                if only.as_deref() != Some("corpus") {
+                    print!(
+                        "{}",
+                        bench::null_table(&bench::null_grid(series as usize, seed))
+                    );
+                }
+                if only.as_deref() != Some("null") && corpus.is_dir() {
+                    let rows = bench::corpus(&corpus).map_err(|m| InputError::new(&corpus, m))?;
+                    print!("{}", bench::corpus_table(&rows));
+                }
+                Ok(0)
+            }
+            BenchCommand::Watch {
+                series,
+                seed,
+                points,
+                json,
+            } => {
+                let b = crate::watch::bench::run(series as usize, seed, points as usize);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+                } else {
+                    print!("{b}");
+                }
+                Ok(0)
+            }
             BenchCommand::Sweep {
                 cells,
                 device,
@@ -970,4 +1040,224 @@ fn run(args: RunArgs) -> Result<i32, InputError> {
         }
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WatchArgs {
+    /// The log being written: a file (CSV, JSON Lines, text, trainer_state.json,
+    /// TensorBoard event file) or a folder (a TensorBoard run gaining event files).
+    pub log: PathBuf,
+    /// One line per event (text), or one JSON object per line.
+    #[arg(long, default_value = "text")]
+    pub format: OutputFormat,
+    /// Exit 1 at the first event of these kinds (comma-separated), so a wrapper can stop
+    /// the run.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    pub fail_on: Vec<FailOn>,
+    /// Analyse what the log holds now, print its events (as `investigate` finds them) and
+    /// exit: for cron. With --fail-on, exit 1 if any event is of those kinds.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between looks at the log.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = parse_interval)]
+    pub interval: f64,
+    #[command(flatten)]
+    pub read: LogArgs,
+}
+
+/// The event kinds `watch --fail-on` stops on.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    /// NaN or infinite loss, or a sustained rise.
+    Divergence,
+    /// A spike episode started (several-fold, sustained).
+    Spike,
+    /// A sudden drop no known event explains.
+    UnexplainedDrop,
+    /// Validation loss turned up (investigate's overfitting rule).
+    Overfitting,
+}
+
+impl FailOn {
+    fn kind(self) -> crate::watch::FailKind {
+        use crate::watch::FailKind;
+        match self {
+            FailOn::Divergence => FailKind::Divergence,
+            FailOn::Spike => FailKind::Spike,
+            FailOn::UnexplainedDrop => FailKind::UnexplainedDrop,
+            FailOn::Overfitting => FailKind::Overfitting,
+        }
+    }
+}
+
+/// `--interval`: a finite number of seconds above zero.
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} is not a number of seconds between 0 and 86400"
+        ))
+    }
+}
+
+/// `dropscope watch`: `--once` prints the events of the analysis `investigate` makes;
+/// otherwise the log is followed and each event printed as the watcher confirms it.
+fn watch(args: WatchArgs) -> Result<i32, InputError> {
+    if args.once {
+        let (trace, warnings) = load_log(&args.log, &args.read)?;
+        for w in warnings {
+            eprintln!("{}: warning: {w}", args.log.display());
+        }
+        let analysis = analyze_log(&args.log, &trace)?;
+        let alerts = crate::watch::once::alerts(&trace, &analysis);
+        let mut failed = false;
+        for a in &alerts {
+            failed |= print_alert(a, &args);
+        }
+        return Ok(i32::from(failed));
+    }
+    watch_follow(&args)
+}
+
+/// Prints one alert; true when `--fail-on` names its kind.
+fn print_alert(a: &crate::watch::Alert, args: &WatchArgs) -> bool {
+    match args.format {
+        OutputFormat::Json => println!("{}", crate::watch::text::json_line(a)),
+        OutputFormat::Text => println!("{}", crate::watch::text::line(a)),
+    }
+    a.fail_kind()
+        .is_some_and(|k| args.fail_on.iter().any(|f| f.kind() == k))
+}
+
+fn watch_notice(message: &str, args: &WatchArgs) {
+    let json = args.format == OutputFormat::Json;
+    println!("{}", crate::watch::text::notice(message, json));
+}
+
+/// Follows the log until `--fail-on` fires (exit 1) or the process is stopped.
+fn watch_follow(args: &WatchArgs) -> Result<i32, InputError> {
+    use crate::watch::follow::{Follower, Update, ValFollower};
+    let read = &args.read;
+    if read.steps_per_epoch == Some(0) {
+        return Err(
+            InputError::new(&args.log, "--steps-per-epoch must be at least 1")
+                .field("--steps-per-epoch"),
+        );
+    }
+    if !read.offset.is_finite() {
+        return Err(
+            InputError::new(&args.log, "--offset must be a finite number").field("--offset"),
+        );
+    }
+    let transform = crate::watch::follow::Transform {
+        steps_per_epoch: read.steps_per_epoch,
+        negate: read.negate,
+        offset: read.offset,
+    };
+    let mut follower = Follower::new(&args.log, import_options(read), transform.clone());
+    let mut val = read
+        .val
+        .as_ref()
+        .map(|p| ValFollower::new(p, transform.clone()));
+    let mut session = WatchSession {
+        args,
+        watcher: crate::watch::Watcher::default(),
+        last_step: 0,
+    };
+    let (mut said_waiting, mut said_following) = (false, false);
+    loop {
+        let updates = follower.poll()?;
+        match follower.describe() {
+            Some(how) if !said_following => {
+                said_following = true;
+                watch_notice(&how, args);
+            }
+            None if !said_waiting => {
+                said_waiting = true;
+                eprintln!("waiting for {} to hold a log", args.log.display());
+            }
+            _ => {}
+        }
+        for update in updates {
+            let failed = match update {
+                Update::Restart { reason } => session.restart(&reason),
+                Update::Data(t) => session.feed(&t),
+            };
+            if failed {
+                return Ok(1);
+            }
+        }
+        for v in val
+            .as_mut()
+            .map(|f| f.poll())
+            .transpose()?
+            .unwrap_or_default()
+        {
+            if session.val(&v) {
+                return Ok(1);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(args.interval));
+    }
+}
+
+/// The import flags of a foreign log, as `investigate` reads them.
+fn import_options(read: &LogArgs) -> crate::import::ImportOptions {
+    crate::import::ImportOptions {
+        format: read.input_format,
+        step_col: read.step_col.clone(),
+        loss_col: read.loss_col.clone(),
+        epoch_col: read.epoch_col.clone(),
+        lr_col: read.lr_col.clone(),
+        tag: read.tag.clone(),
+    }
+}
+
+/// A watcher fed from the log, printing what it confirms. Each method returns true when
+/// `--fail-on` names an event it printed.
+struct WatchSession<'a> {
+    args: &'a WatchArgs,
+    watcher: crate::watch::Watcher,
+    last_step: u64,
+}
+
+impl WatchSession<'_> {
+    fn restart(&mut self, reason: &str) -> bool {
+        self.watcher = crate::watch::Watcher::default();
+        watch_notice(&format!("{reason}: starting over"), self.args);
+        false
+    }
+
+    fn feed(&mut self, t: &crate::trace::Trace) -> bool {
+        use crate::watch::follow::{Point, in_order};
+        for p in in_order(t) {
+            let alerts = match p {
+                Point::Train(s) => {
+                    self.last_step = s.step;
+                    self.watcher.push(s.step, s.loss, s.lr, s.epoch)
+                }
+                Point::Val(v) => self.watcher.push_val(v.epoch, v.step, v.val_loss),
+            };
+            if alerts.iter().any(|a| print_alert(a, self.args)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A point of the `--val` file; without a step it is placed at the last training step.
+    fn val(&mut self, v: &crate::trace::ValRecord) -> bool {
+        let step = if v.step == crate::import::UNKNOWN_STEP {
+            self.last_step
+        } else {
+            v.step
+        };
+        let alerts = self.watcher.push_val(v.epoch, step, v.val_loss);
+        alerts.iter().any(|a| print_alert(a, self.args))
+    }
 }

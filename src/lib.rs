@@ -22,3 +22,4 @@ pub mod rundir;
 pub mod scenario;
 pub mod synth;
 pub mod trace;
+pub mod watch;

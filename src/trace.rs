@@ -58,6 +58,10 @@ pub struct Trace {
     pub val: Vec<ValRecord>,
     /// How the loss column was logged, when known.
     pub log_mode: Option<LogMode>,
+    /// How often the loss was logged and what each value summarizes, when an importer
+    /// told (attribution then works in log points); not written to trace files.
+    #[serde(skip)]
+    pub sampling: Option<crate::import::Sampling>,
 }
 
 impl Trace {

@@ -5,9 +5,13 @@
 //! data; `report` and `check` present and judge it.
 
 pub mod arms;
+pub mod bench;
+pub mod config;
+pub mod evidence;
 pub mod overfit;
 pub mod period;
 pub mod signatures;
+pub mod spikes;
 pub mod stats;
 
 use std::fmt;
@@ -23,9 +27,12 @@ use crate::events::{self, EventKind, Events};
 use crate::trace::{LogMode, Trace};
 
 pub use arms::{ArmAnalysis, DivergedCell, FactorEffect, RunAnalysis, analyze_run};
+pub use config::AttributionConfig;
+pub use evidence::{Direction, EventTest, LogUnits};
 pub use overfit::{OverfitVerdict, Overfitting, TrendTest, TrendWindow};
 pub use period::{Hint, RecurringDrops};
 pub use signatures::{DataOrderTest, FoldedProfile, LastBatchTest, RunningMeanTest};
+pub use spikes::SpikeEpisode;
 pub use stats::Interval;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -233,6 +240,10 @@ pub struct ExplainedDrop {
     /// The event it sits at, if any: for a drop an event cause explains, the nearest event
     /// of that cause's kind (so the two columns of a drop table never disagree).
     pub event: Option<EventKind>,
+    /// Smaller than [`AttributionConfig::min_effect_log`]: detected, but too small to ask
+    /// for a cause (`explained_by` is `none`).
+    #[serde(default)]
+    pub minor: bool,
 }
 
 /// Everything known about one trace.
@@ -260,6 +271,15 @@ pub struct TraceAnalysis {
     pub overfitting: Overfitting,
     /// What the log does not say but the drops suggest (see [`period`]).
     pub hints: Vec<Hint>,
+    /// The log's own units: steps per log point, and whether points are window summaries.
+    #[serde(default)]
+    pub units: LogUnits,
+    /// Each event tested on its own (epoch starts, LR decreases, warm restarts, ...).
+    #[serde(default)]
+    pub event_tests: Vec<EventTest>,
+    /// Spikes that last several points and come back (see [`spikes`]).
+    #[serde(default)]
+    pub spike_episodes: Vec<SpikeEpisode>,
 }
 
 impl TraceAnalysis {
@@ -274,6 +294,11 @@ impl TraceAnalysis {
     pub fn stat(&self, kind: EventKind) -> Option<&EventStat> {
         self.event_stats.iter().find(|s| s.kind == kind)
     }
+
+    /// The per-event tests of one kind, in step order.
+    pub fn tests_of(&self, kind: EventKind) -> impl Iterator<Item = &EventTest> {
+        self.event_tests.iter().filter(move |t| t.kind == kind)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +310,8 @@ pub struct AnalyzeOptions {
     /// Planted optimizer resets (from a scenario), every this many epochs.
     pub reset_every_epochs: Option<u64>,
     pub seed: u64,
+    /// Decision thresholds (see [`config`]).
+    pub attribution: AttributionConfig,
 }
 
 impl Default for AnalyzeOptions {
@@ -295,6 +322,7 @@ impl Default for AnalyzeOptions {
             alpha: 0.05,
             reset_every_epochs: None,
             seed: 0x00d5_c09e,
+            attribution: AttributionConfig::default(),
         }
     }
 }
@@ -310,41 +338,37 @@ struct JumpShape {
 }
 
 impl JumpShape {
-    fn of(kind: EventKind) -> JumpShape {
+    /// The shape for `kind` in the log's own units, on a series of `n` points: physical
+    /// delays (an LR cut's settling) are steps turned into points, every line has at least
+    /// `min_window_points` and at most `max_window_share` of the series, and in a log of
+    /// window summaries the point whose window straddles the event belongs to neither side.
+    fn of(kind: EventKind, units: LogUnits, cfg: &AttributionConfig, n: usize) -> JumpShape {
+        let cap = ((n as f64 * cfg.max_window_share) as usize).max(cfg.min_window_points.min(n));
+        let window = |steps: u64| units.points(steps).max(cfg.min_window_points).min(cap);
         match kind {
             // A short last batch right before the boundary must not pose as a drop after it;
             // re-seen samples act on the very first batch, so the line after starts at once.
             EventKind::EpochStart => JumpShape {
                 gap: 1,
-                settle: 0,
-                window: 100,
+                settle: units.straddle(),
+                window: window(cfg.event_window_steps),
             },
             // An LR cut acts through the optimizer: momentum and the shrinking noise ball
             // take tens of steps to bring the loss to its new level, so the line after the
             // cut starts once that has settled, and reaches further to see the new level.
             EventKind::LrDecrease => JumpShape {
                 gap: 0,
-                settle: LR_SETTLE,
-                window: 200,
+                settle: units.points(cfg.lr_settle_steps) + units.straddle(),
+                window: window(cfg.lr_window_steps),
             },
             _ => JumpShape {
                 gap: 0,
-                settle: 0,
-                window: 100,
+                settle: units.straddle(),
+                window: window(cfg.event_window_steps),
             },
         }
     }
 }
-
-/// Points an LR cut is given to take effect (see `JumpShape`).
-const LR_SETTLE: usize = 32;
-/// Points after a cut within which a drop is the cut's own. A cut changes the rate of
-/// decay as well as the level, and a whole-series trend meets that bend with a drop or
-/// two more in the following hundred steps (bundled `lr-step`: 40 to 90 steps after).
-const LR_AFTERMATH: usize = 100;
-
-/// Share of a type's events that must show a significant jump on their own.
-const MIN_SHARE_SIGNIFICANT: f64 = 0.25;
 
 /// A jump test shaped by `shape`, measured as the gap between the two lines at the event.
 fn shaped_jump(
@@ -387,6 +411,8 @@ struct Windows {
     left: Vec<usize>,
     right: Vec<usize>,
     fences: Vec<usize>,
+    /// The fences of other events only (not this type's own).
+    other_fences: Vec<usize>,
 }
 
 /// Each event's window reaches to its neighbouring events of the same type, and stops at
@@ -420,6 +446,7 @@ fn windows(p: &Prepared, steps: &[u64], fences: &[u64]) -> Windows {
     }
     // At random times the windows also stop at this type's own events, so a null window
     // never straddles the very drop under test (which would pull the null towards it).
+    let other_fences = fence_idx.clone();
     fence_idx.extend(at.iter().copied());
     fence_idx.sort_unstable();
     fence_idx.dedup();
@@ -428,10 +455,30 @@ fn windows(p: &Prepared, steps: &[u64], fences: &[u64]) -> Windows {
         left,
         right,
         fences: fence_idx,
+        other_fences,
     }
 }
 
-fn jumps(p: &Prepared, w: &Windows, offset: isize, shape: JumpShape) -> Vec<(usize, f64, f64)> {
+/// One measured jump: the event's place in its type's list, the index it was measured
+/// at, the jump in log-loss and its z.
+#[derive(Debug, Clone, Copy)]
+struct Jump {
+    k: usize,
+    at: usize,
+    jump: f64,
+    z: f64,
+    /// At a random time: the windows kept at least three quarters of the event's own room
+    /// on each side after stopping at other events' fences too (only such draws test one
+    /// event alone).
+    full: bool,
+}
+
+/// The jumps at the events of `w`, moved by `offset` points (0: at the events themselves).
+/// At a random time the windows must have about the room the event's own had before the
+/// ends of the series (at least three quarters on each side): a line shortened by the end
+/// bends less with the curve, and a null of short windows would make any event on a curved
+/// stretch look significant (short logs). Fences cut random windows as they cut the event's.
+fn jumps(p: &Prepared, w: &Windows, offset: isize, shape: JumpShape) -> Vec<Jump> {
     let n = p.len() as isize;
     w.at.iter()
         .enumerate()
@@ -442,6 +489,14 @@ fn jumps(p: &Prepared, w: &Windows, offset: isize, shape: JumpShape) -> Vec<(usi
             let wr = w.right[k] - a;
             let mut lo = a2.saturating_sub(wl);
             let mut hi = (a2 + wr).min(p.len());
+            if offset != 0 {
+                // Not cut short by the ends of the series (fences cut the event's own too).
+                let own_l = wl.min(shape.gap + shape.window);
+                let own_r = wr.min(shape.settle + shape.window);
+                if 4 * (a2 - lo) < 3 * own_l || 4 * (hi - a2) < 3 * own_r {
+                    return None;
+                }
+            }
             // At a random time the windows stop at fences too, as the event's own did. At
             // offset 0 the own events among them are the window ends already.
             let i = w.fences.partition_point(|&f| f < a2);
@@ -451,44 +506,86 @@ fn jumps(p: &Prepared, w: &Windows, offset: isize, shape: JumpShape) -> Vec<(usi
             if i < w.fences.len() && w.fences[i] > a2 {
                 hi = hi.min(w.fences[i]);
             }
-            shaped_jump(p, a2, lo, hi, shape).map(|(j, z)| (a2, j, z))
+            // Room left by other events' fences (this type's own events cut a random window
+            // only to keep the null from straddling them, which can only make it wider).
+            let (mut lo_o, mut hi_o) = (a2.saturating_sub(wl), (a2 + wr).min(p.len()));
+            let j = w.other_fences.partition_point(|&f| f < a2);
+            if j > 0 {
+                lo_o = lo_o.max(w.other_fences[j - 1]);
+            }
+            if j < w.other_fences.len() && w.other_fences[j] > a2 {
+                hi_o = hi_o.min(w.other_fences[j]);
+            }
+            let own_l = wl.min(shape.gap + shape.window);
+            let own_r = wr.min(shape.settle + shape.window);
+            let full = 4 * (a2 - lo_o) >= 3 * own_l && 4 * (hi_o - a2) >= 3 * own_r;
+            shaped_jump(p, a2, lo, hi, shape).map(|(jump, z)| Jump {
+                k,
+                at: a2,
+                jump,
+                z,
+                full,
+            })
         })
         .collect()
 }
 
+/// Fewest random times a p-value may rest on: with fewer, p cannot reach 5%.
+const MIN_NULL_DRAWS: usize = 19;
+
+/// What the tests at one event type need besides the series.
+struct StatInput<'a> {
+    kind: EventKind,
+    steps: &'a [u64],
+    /// Steps near which no random time may fall (every event).
+    avoid: &'a [u64],
+    /// Steps at which windows stop.
+    fences: &'a [u64],
+    /// For events on epoch boundaries: the other boundaries, the reference.
+    epoch_starts: Option<&'a [u64]>,
+    units: LogUnits,
+}
+
 fn event_stat(
     p: &Prepared,
-    kind: EventKind,
-    steps: &[u64],
-    avoid: &[u64],
-    fences: &[u64],
-    epoch_starts: Option<&[u64]>,
+    input: &StatInput<'_>,
     opts: &AnalyzeOptions,
-) -> Option<EventStat> {
+) -> Option<(EventStat, Vec<EventTest>)> {
+    let StatInput {
+        kind,
+        steps,
+        avoid,
+        fences,
+        epoch_starts,
+        units,
+    } = *input;
+    let cfg = &opts.attribution;
     let w = windows(p, steps, fences);
-    let shape = JumpShape::of(kind);
+    let shape = JumpShape::of(kind, units, cfg, p.len());
     let observed = jumps(p, &w, 0, shape);
     if observed.is_empty() {
         return None;
     }
-    let effects: Vec<f64> = observed.iter().map(|o| o.1).collect();
+    let effects: Vec<f64> = observed.iter().map(|o| o.jump).collect();
     // Against random times the statistic is the median z, not the median jump: a random
     // time's windows end at whatever fences lie near it, and a raw jump from a short window
     // is noisy enough to pose as any drop.
-    let obs_median = stats::median(&observed.iter().map(|o| o.2).collect::<Vec<_>>());
+    let obs_median = stats::median(&observed.iter().map(|o| o.z).collect::<Vec<_>>());
     // One-sided 5% per event: under no effect about one event in twenty passes by chance.
     let z_crit = 1.645;
-    let n_drop = observed.iter().filter(|o| o.2 < -z_crit).count();
-    let n_rise = observed.iter().filter(|o| o.2 > z_crit).count();
+    let n_drop = observed.iter().filter(|o| o.z < -z_crit).count();
+    let n_rise = observed.iter().filter(|o| o.z > z_crit).count();
     let seed = opts.seed ^ (kind as u64 + 1).wrapping_mul(0x9e37_79b9);
     // Measured as this type's jumps are, so a slower-settling test is not compared with
     // boundaries measured the epoch-start way.
     let others: Option<Vec<f64>> = epoch_starts.map(|starts| {
         jumps(p, &windows(p, starts, &[]), 0, shape)
             .iter()
-            .map(|o| o.1)
+            .map(|o| o.jump)
             .collect()
     });
+    // Per event: (p_drop, p_rise).
+    let mut per_event: Vec<(f64, f64)> = vec![(1.0, 1.0); observed.len()];
     let (p_drop, p_rise, null) = match others.as_deref() {
         // Events on epoch boundaries are compared with the other boundaries, so an epoch
         // effect cannot pose as, say, an LR effect.
@@ -505,25 +602,38 @@ fn event_stat(
                     .sqrt()
                     .max(1e-12)
             };
-            let t = (stats::mean(&effects) - m)
-                / (sd * (1.0 / effects.len() as f64 + 1.0 / others.len() as f64).sqrt());
             let d = StudentsT::new(0.0, 1.0, (others.len() - 1) as f64).ok();
-            let cdf = d.map(|d| d.cdf(t)).unwrap_or(0.5);
+            let cdf_of = |mean: f64, count: usize| {
+                let t = (mean - m) / (sd * (1.0 / count as f64 + 1.0 / others.len() as f64).sqrt());
+                d.as_ref().map(|d| d.cdf(t)).unwrap_or(0.5)
+            };
+            for (slot, o) in per_event.iter_mut().zip(&observed) {
+                let cdf = cdf_of(o.jump, 1);
+                *slot = (cdf, 1.0 - cdf);
+            }
+            let cdf = cdf_of(stats::mean(&effects), effects.len());
             (cdf, 1.0 - cdf, "other epoch starts".to_string())
         }
         _ => {
             let n = p.len();
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            // Within three log points of an event a random time would straddle it.
+            let near_steps = units.steps(3);
             let near = |i: usize| {
                 let s = p.steps()[i];
                 avoid
                     .iter()
                     .chain(steps.iter())
-                    .any(|&e| e.abs_diff(s) <= 3)
+                    .any(|&e| e.abs_diff(s) <= near_steps)
             };
             let mut le = 1usize;
             let mut ge = 1usize;
             let mut done = 0usize;
+            // Per observed event: (null z at or below, at or above, draws).
+            let mut each: Vec<(usize, usize, usize)> = vec![(0, 0, 0); observed.len()];
+            let slot_of: Vec<Option<usize>> = (0..w.at.len())
+                .map(|k| observed.iter().position(|o| o.k == k))
+                .collect();
             let mut tries = 0usize;
             while done < opts.shifts && tries < opts.shifts * 20 && n > 8 {
                 tries += 1;
@@ -532,16 +642,43 @@ fn event_stat(
                 if w.at.iter().any(|&a| near(moved(a))) {
                     continue;
                 }
-                let null: Vec<f64> = jumps(p, &w, off, shape).iter().map(|o| o.2).collect();
+                let null = jumps(p, &w, off, shape);
                 if null.is_empty() {
                     continue;
                 }
-                let m = stats::median(&null);
+                // One event against itself moved: the jump, measured with windows of the
+                // same room, fences included (`Jump::full`). Its z would reward the event's
+                // place on the curve: where the curve bends harder the lines fit worse,
+                // which shrinks z there.
+                for j in null.iter().filter(|j| j.full) {
+                    if let Some(slot) = slot_of[j.k] {
+                        let e = &mut each[slot];
+                        e.0 += (j.jump <= observed[slot].jump) as usize;
+                        e.1 += (j.jump >= observed[slot].jump) as usize;
+                        e.2 += 1;
+                    }
+                }
+                let m = stats::median(&null.iter().map(|o| o.z).collect::<Vec<_>>());
                 le += (m <= obs_median) as usize;
                 ge += (m >= obs_median) as usize;
                 done += 1;
             }
-            if done == 0 {
+            for (slot, &(l, g, d)) in per_event.iter_mut().zip(&each) {
+                if d >= MIN_NULL_DRAWS {
+                    let d = (d + 1) as f64;
+                    *slot = ((l + 1) as f64 / d, (g + 1) as f64 / d);
+                }
+            }
+            if observed.len() == 1 {
+                // One event: the type's test is that event's own, on its jump (see above).
+                let (d, r) = per_event[0];
+                let null = if each[0].2 >= MIN_NULL_DRAWS {
+                    "random times"
+                } else {
+                    "none (too few random times)"
+                };
+                (d, r, null.to_string())
+            } else if done < MIN_NULL_DRAWS {
                 (1.0, 1.0, "none (too few random times)".to_string())
             } else {
                 let d = (done + 1) as f64;
@@ -549,7 +686,37 @@ fn event_stat(
             }
         }
     };
-    Some(EventStat {
+    let direction = match kind {
+        EventKind::WarmRestart | EventKind::LrIncrease => Direction::Rise,
+        _ => Direction::Drop,
+    };
+    let raw_p: Vec<f64> = per_event
+        .iter()
+        .map(|&(d, r)| if direction == Direction::Drop { d } else { r })
+        .collect();
+    let adjusted = stats::holm(&raw_p);
+    let tests: Vec<EventTest> = observed
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let right_way = match direction {
+                Direction::Drop => o.jump <= -cfg.min_effect_log,
+                Direction::Rise => o.jump >= cfg.min_effect_log,
+            };
+            EventTest {
+                kind,
+                step: p.steps()[o.at],
+                ordinal: i + 1,
+                jump_log: o.jump,
+                z: o.z,
+                direction,
+                p: raw_p[i],
+                p_adjusted: adjusted[i],
+                acted: adjusted[i] < cfg.event_alpha && right_way,
+            }
+        })
+        .collect();
+    let stat = EventStat {
         kind,
         n_events: steps.len(),
         n_tested: observed.len(),
@@ -563,13 +730,14 @@ fn event_stat(
         null,
         effects: observed
             .iter()
-            .map(|&(i, j, z)| EventEffect {
-                step: p.steps()[i],
-                jump_log: j,
-                z,
+            .map(|o| EventEffect {
+                step: p.steps()[o.at],
+                jump_log: o.jump,
+                z: o.z,
             })
             .collect(),
-    })
+    };
+    Some((stat, tests))
 }
 
 fn level_of(p_adj: f64, frac: f64) -> ConfidenceLevel {
@@ -582,9 +750,31 @@ fn level_of(p_adj: f64, frac: f64) -> ConfidenceLevel {
     }
 }
 
-/// Steps within which a drop counts as at an event: 5% of an epoch, at least 2.
-fn event_tolerance(steps_per_epoch: f64) -> usize {
-    ((steps_per_epoch * 0.05).round() as usize).max(2)
+/// Log points within which a drop counts as at an event: a share of an epoch (given in
+/// log points), at least `min_tolerance_points`.
+fn event_tolerance(points_per_epoch: f64, cfg: &AttributionConfig) -> usize {
+    ((points_per_epoch * cfg.tolerance_epoch_share).round() as usize).max(cfg.min_tolerance_points)
+}
+
+/// The step where an LR warm-up ends: the LR's first maximum, when it rose to it from at
+/// most two thirds of it without falling on the way (a linear or exponential warm-up).
+fn warmup_end(trace: &Trace) -> Option<u64> {
+    let lr: Vec<(u64, f64)> = trace
+        .steps
+        .iter()
+        .filter_map(|s| s.lr.filter(|v| v.is_finite()).map(|v| (s.step, v)))
+        .collect();
+    let (_, first) = *lr.first()?;
+    let mut peak = 0;
+    for (i, w) in lr.windows(2).enumerate() {
+        if w[1].1 < w[0].1 {
+            break;
+        }
+        if w[1].1 > w[0].1 {
+            peak = i + 1;
+        }
+    }
+    (peak > 0 && first <= lr[peak].1 * 2.0 / 3.0).then(|| lr[peak].0)
 }
 
 /// Analyses one trace: events, detection, targeted tests, causes, overfitting.
@@ -593,15 +783,18 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
     let steps = trace.step_numbers();
     let losses = trace.losses();
     let p = detect::prepare(&steps, &losses);
+    let cfg = &opts.attribution;
+    let units = LogUnits::of(trace);
     // Drops are placed for the question asked of them here: are they at an event, within
     // the tolerance used below to tie them to one.
     let mut dcfg = opts.detect.clone();
     if let Some(spe) = ev.steps_per_epoch {
-        dcfg.placement_window = dcfg.placement_window.min(event_tolerance(spe));
+        dcfg.placement_window = dcfg.placement_window.min(event_tolerance(spe, cfg));
     }
     let detection = detect::detect_prepared(&p, &ev.all_steps(), &dcfg);
 
-    // Epoch starts that coincide with another event belong to that event.
+    // Epoch starts that coincide with another event (within one log point) belong to it.
+    let one_point = units.steps(1);
     let others: Vec<u64> = ev
         .events
         .iter()
@@ -616,7 +809,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         })
         .map(|e| e.step)
         .collect();
-    let coincides = |s: u64| others.iter().any(|&o| o.abs_diff(s) <= 1);
+    let coincides = |s: u64| others.iter().any(|&o| o.abs_diff(s) <= one_point);
     let epoch_starts: Vec<u64> = ev
         .steps_of(EventKind::EpochStart)
         .into_iter()
@@ -624,19 +817,25 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         .collect();
     let all_steps = ev.all_steps();
     let mut stats_list = Vec::new();
+    let mut event_tests = Vec::new();
     let epoch_stat = event_stat(
         &p,
-        EventKind::EpochStart,
-        &epoch_starts,
-        &all_steps,
-        &[],
-        None,
+        &StatInput {
+            kind: EventKind::EpochStart,
+            steps: &epoch_starts,
+            avoid: &all_steps,
+            fences: &[],
+            epoch_starts: None,
+            units,
+        },
         opts,
     );
-    if let Some(s) = epoch_stat {
+    if let Some((s, t)) = epoch_stat {
         stats_list.push(s);
+        event_tests.extend(t);
     }
     let all_epoch_starts = ev.steps_of(EventKind::EpochStart);
+    let warmup = warmup_end(trace);
     for kind in [
         EventKind::LrDecrease,
         EventKind::WarmRestart,
@@ -649,23 +848,34 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         }
         let on_boundaries = s
             .iter()
-            .filter(|&&x| all_epoch_starts.iter().any(|&e| e.abs_diff(x) <= 1))
+            .filter(|&&x| all_epoch_starts.iter().any(|&e| e.abs_diff(x) <= one_point))
             .count();
         let cmp = (on_boundaries * 2 >= s.len() && !epoch_starts.is_empty())
             .then_some(epoch_starts.as_slice());
         // Between epoch boundaries, an event's windows stop at the boundaries (and other
-        // events), so a sawtooth next door cannot pose as its jump.
+        // events), so a sawtooth next door cannot pose as its jump; and at the end of an LR
+        // warm-up, where the loss's fall changes pace (a line across it bends).
         let fences: Vec<u64> = if cmp.is_some() {
             Vec::new()
         } else {
             all_steps
                 .iter()
                 .copied()
-                .filter(|f| !s.iter().any(|x| x.abs_diff(*f) <= 1))
+                .chain(warmup)
+                .filter(|f| !s.iter().any(|x| x.abs_diff(*f) <= one_point))
                 .collect()
         };
-        if let Some(st) = event_stat(&p, kind, &s, &all_steps, &fences, cmp, opts) {
+        let input = StatInput {
+            kind,
+            steps: &s,
+            avoid: &all_steps,
+            fences: &fences,
+            epoch_starts: cmp,
+            units,
+        };
+        if let Some((st, t)) = event_stat(&p, &input, opts) {
             stats_list.push(st);
+            event_tests.extend(t);
         }
     }
     let adj_drop = stats::holm(&stats_list.iter().map(|s| s.p_drop).collect::<Vec<_>>());
@@ -718,28 +928,33 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
             evidence,
         });
     }
-    let event_cause = |kind: EventKind,
-                       cause: Cause,
-                       want_drop: bool,
-                       causes: &mut Vec<CauseFinding>| {
+    // Which events of each kind a named cause stands on: all of them when the type-level
+    // test names it, only those that acted on their own when only per-event tests do.
+    let mut acting: Vec<(EventKind, Vec<u64>)> = Vec::new();
+    let mut event_cause = |kind: EventKind,
+                           cause: Cause,
+                           want_drop: bool,
+                           causes: &mut Vec<CauseFinding>| {
         let Some(s) = stat_of(kind) else { return };
         let (p_adj, sig, dir_ok) = if want_drop {
             (
                 s.p_drop_adjusted,
                 s.n_significant_drops,
-                s.median_effect_log.estimate < 0.0,
+                s.median_effect_log.estimate <= -cfg.min_effect_log,
             )
         } else {
             (
                 s.p_rise_adjusted,
                 s.n_significant_rises,
-                s.median_effect_log.estimate > 0.0,
+                s.median_effect_log.estimate >= cfg.min_effect_log,
             )
         };
         let frac = sig as f64 / s.n_tested.max(1) as f64;
         // The median can be pushed past the null by many tiny, individually invisible jumps;
-        // a cause must also show at a good share of its events (five times the chance rate).
-        if p_adj < alpha && dir_ok && frac >= MIN_SHARE_SIGNIFICANT {
+        // a cause must also show at a good share of its events (five times the chance rate),
+        // and be large enough to matter (`min_effect_log`).
+        if p_adj < alpha && dir_ok && frac >= cfg.min_share_significant {
+            acting.push((kind, ev.steps_of(kind)));
             causes.push(CauseFinding {
                 cause,
                 confidence: (1.0 - p_adj).clamp(0.0, 0.999),
@@ -767,6 +982,30 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
                     p_adj
                 )],
             });
+            return;
+        }
+        // One event of the type can act where the others do not (the first of several LR
+        // cuts, before the model has converged): named by that event's own test. The
+        // report says which events acted (the per-event tests are its evidence).
+        let acted: Vec<&EventTest> = event_tests
+            .iter()
+            .filter(|t| t.kind == kind && t.acted)
+            .collect();
+        if let Some(best) = acted
+            .iter()
+            .min_by(|a, b| a.p_adjusted.total_cmp(&b.p_adjusted))
+        {
+            let frac = acted.len() as f64 / s.n_tested.max(1) as f64;
+            acting.push((kind, acted.iter().map(|t| t.step).collect()));
+            causes.push(CauseFinding {
+                cause,
+                confidence: (1.0 - best.p_adjusted).clamp(0.0, 0.999),
+                level: level_of(best.p_adjusted, frac).min(ConfidenceLevel::Medium),
+                effect_log: Some(Interval::point(best.jump_log)),
+                named_by_test: true,
+                drops_explained: 0,
+                evidence: Vec::new(),
+            });
         }
     };
     if !artifact {
@@ -784,7 +1023,6 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         false,
         &mut causes,
     );
-
     let is_ordered = |d: &signatures::DataOrderTest| {
         d.p_value < 1e-3 && d.eta_squared >= 0.05 && d.split_half_r >= 0.5
     };
@@ -869,18 +1107,30 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         });
     }
 
-    // Each detected drop: at which event, and so explained by which cause.
-    let tol0 = event_tolerance(spe as f64) as u64;
+    // Each detected drop: at which event, and so explained by which cause. Tolerances are
+    // counted in log points and compared in steps.
+    let k = units.interval_steps;
+    let tol0 = event_tolerance(spe as f64, cfg) as u64 * k;
+    let aftermath = cfg
+        .lr_aftermath_steps
+        .max(units.steps(cfg.min_aftermath_points));
+    let spike_episodes = spikes::episodes(&p, cfg);
     let named = |c: Cause| causes.iter().any(|f| f.cause == c);
+    let acting_of = |kind: EventKind| -> &[u64] {
+        acting
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(&[], |(_, v)| v.as_slice())
+    };
     let mut drops = Vec::new();
     for d in &detection.drops {
         // A drop is placed no better than its size allows: a step of size d in noise s is
-        // located to within about (s / d)^2 steps, so a small drop a few steps off an
+        // located to within about (s / d)^2 points, so a small drop a few points off an
         // event is still at it. Capped at a quarter epoch, so no drop is at every event.
         let tol = if d.log > 0.0 && detection.noise_sigma > 0.0 {
             let spread = (detection.noise_sigma / d.log).powi(2).round();
-            let cap = (spe / 4).max(tol0 as usize) as f64;
-            tol0.max(spread.min(cap) as u64)
+            let cap = (spe / 4).max((tol0 / k) as usize) as f64;
+            tol0.max(spread.min(cap) as u64 * k)
         } else {
             tol0
         };
@@ -895,32 +1145,48 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
                 .iter()
                 .any(|e| e.kind == k && e.step.abs_diff(d.step) <= tol)
         };
-        // The loss takes a while to reach its new level after a cut (see `LR_AFTERMATH`).
+        // At an event of `kind` that the named cause stands on.
+        let at_acting =
+            |kind: EventKind| acting_of(kind).iter().any(|&e| e.abs_diff(d.step) <= tol);
+        // The loss takes a while to reach its new level after a cut (`lr_aftermath_steps`).
         let settling_after_cut = |step: u64| {
-            ev.events.iter().any(|e| {
-                e.kind == EventKind::LrDecrease
-                    && step + tol >= e.step
-                    && step <= e.step + LR_AFTERMATH as u64 + tol
-            })
+            acting_of(EventKind::LrDecrease)
+                .iter()
+                .any(|&e| step + tol >= e && step <= e + aftermath + tol)
+        };
+        let in_episode = spike_episodes
+            .iter()
+            .any(|e| e.peak < d.step && e.covers(d.step, tol));
+        let minor = d.log < cfg.min_effect_log
+            || (k > 1 && d.log < cfg.min_drop_noise_sigmas * detection.noise_sigma);
+        let shape = if in_episode {
+            DropShape::Recovery
+        } else {
+            d.shape
         };
         let explained_by = if named(Cause::RunningMeanArtifact) {
             // A running mean's every wiggle is the logger's, not the model's.
             Cause::RunningMeanArtifact
-        } else if d.shape == DropShape::Recovery {
+        } else if in_episode {
+            // The fall back of a spike episode is the spike's.
+            Cause::LossSpike
+        } else if shape == DropShape::Recovery {
             if named(Cause::LastBatch) && (at(EventKind::EpochStart) || at(EventKind::LastBatch)) {
                 Cause::LastBatch
             } else if named(Cause::WarmRestart) {
                 Cause::WarmRestart
+            } else if minor {
+                Cause::None
             } else {
                 Cause::LossSpike
             }
         } else if settling_after_cut(d.step) && named(Cause::LrChange) {
             Cause::LrChange
-        } else if at(EventKind::WarmRestart) && named(Cause::WarmRestart) {
+        } else if at_acting(EventKind::WarmRestart) && named(Cause::WarmRestart) {
             Cause::WarmRestart
         } else if at(EventKind::EpochStart) && named(Cause::RunningMeanArtifact) {
             Cause::RunningMeanArtifact
-        } else if at(EventKind::EpochStart) && named(Cause::EpochBoundary) {
+        } else if at_acting(EventKind::EpochStart) && named(Cause::EpochBoundary) {
             Cause::EpochBoundary
         } else if (at(EventKind::EpochStart) || at(EventKind::LastBatch)) && named(Cause::LastBatch)
         {
@@ -930,6 +1196,9 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         } else if named(Cause::WarmRestart) {
             // Within a restart cycle the loss falls as the LR anneals.
             Cause::WarmRestart
+        } else if minor {
+            // Too small to ask for a cause (`min_effect_log`).
+            Cause::None
         } else {
             Cause::Unexplained
         };
@@ -945,7 +1214,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         };
         let reach = tol
             + if explained_by == Cause::LrChange {
-                LR_AFTERMATH as u64
+                aftermath
             } else {
                 0
             };
@@ -961,9 +1230,10 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
             log: d.log,
             rel: d.rel,
             z: d.z,
-            shape: d.shape,
+            shape,
             explained_by,
             event,
+            minor: minor && explained_by == Cause::None,
         });
     }
     let spikes_recovered: Vec<&ExplainedDrop> = drops
@@ -1016,7 +1286,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
             evidence: vec!["no significant drop, at events or elsewhere".into()],
         });
     }
-    for f in &mut causes {
+    for f in causes.iter_mut().filter(|f| f.cause != Cause::None) {
         f.drops_explained = drops.iter().filter(|d| d.explained_by == f.cause).count();
     }
     let final_train = trace
@@ -1054,6 +1324,9 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         unexplained_drops: unexplained,
         overfitting: overfit::assess(&trace.val, final_train),
         hints,
+        units,
+        event_tests,
+        spike_episodes,
     }
 }
 
@@ -1131,5 +1404,161 @@ mod tests {
         assert!(!a.names(Cause::EpochBoundary), "{:?}", a.causes);
         let placebo = analyze_trace(&trace(Some(1200), 0.0, 4), &AnalyzeOptions::default());
         assert!(!placebo.names(Cause::LrChange), "{:?}", placebo.causes);
+    }
+
+    /// A per-step log: `n` steps, noise `sigma` on log-loss, a slow decline, with
+    /// `epoch_len` epochs whose starts drop the loss by `epoch_drop` for good, and LR cuts
+    /// to a tenth at `cuts` (each `(step, effect)`: the loss eases down by `effect` with a
+    /// time constant of 10 steps).
+    fn planted(
+        n: u64,
+        sigma: f64,
+        epoch_len: Option<u64>,
+        epoch_drop: f64,
+        cuts: &[(u64, f64)],
+        seed: u64,
+    ) -> Trace {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut t = Trace::new("planted");
+        for step in 0..n {
+            let noise: f64 = StandardNormal.sample(&mut rng);
+            let epoch = epoch_len.map(|l| step / l);
+            let mut log = 0.5 - step as f64 / (4.0 * n as f64) + sigma * noise;
+            log -= epoch_drop * epoch.unwrap_or(0) as f64;
+            let mut lr = 0.1;
+            for &(c, effect) in cuts.iter().filter(|(c, _)| step >= *c) {
+                log -= effect * (1.0 - (-((step - c) as f64) / 10.0).exp());
+                lr /= 10.0;
+            }
+            t.steps.push(StepRecord {
+                step,
+                epoch,
+                batch: epoch_len.map(|l| step % l),
+                loss: log.exp(),
+                lr: Some(lr),
+                batch_size: Some(64),
+            });
+        }
+        t
+    }
+
+    /// The mean of the loss over each window of `k` steps, logged at the window's last step
+    /// with that step's epoch and LR (as the Hugging Face Trainer logs with
+    /// `logging_steps = k`).
+    fn window_means(t: &Trace, k: usize) -> Trace {
+        let mut out = Trace::new(format!("{}-k{k}", t.name));
+        for w in t.steps.chunks(k).filter(|w| w.len() == k) {
+            let last = w[k - 1];
+            out.steps.push(StepRecord {
+                loss: w.iter().map(|s| s.loss).sum::<f64>() / k as f64,
+                ..last
+            });
+        }
+        out.sampling = Some(crate::import::Sampling::window_mean(Some(k as u64)));
+        out
+    }
+
+    fn named(a: &TraceAnalysis) -> Vec<Cause> {
+        let mut v: Vec<Cause> = a.causes.iter().map(|c| c.cause).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn of_three_lr_cuts_only_the_first_acts_and_the_drop_after_it_is_that_cuts() {
+        let t = planted(
+            6000,
+            0.05,
+            None,
+            0.0,
+            &[(3000, 0.25), (4000, 0.0), (5000, 0.0)],
+            7,
+        );
+        let a = analyze_trace(&t, &AnalyzeOptions::default());
+        assert_eq!(named(&a), vec![Cause::LrChange], "{:?}", a.causes);
+        let acted: Vec<u64> = a
+            .tests_of(EventKind::LrDecrease)
+            .filter(|t| t.acted)
+            .map(|t| t.step)
+            .collect();
+        assert_eq!(acted, vec![3000], "{:?}", a.event_tests);
+        assert_eq!(a.tests_of(EventKind::LrDecrease).count(), 3);
+        let first = a.tests_of(EventKind::LrDecrease).next().unwrap();
+        assert!(
+            first.jump_log < -0.15 && first.p_adjusted < 0.05,
+            "{first:?}"
+        );
+        for d in a.drops.iter().filter(|d| (2990..=3150).contains(&d.step)) {
+            assert_eq!(d.explained_by, Cause::LrChange, "{d:?}");
+        }
+        assert!(a.drops.iter().all(|d| d.explained_by != Cause::Unexplained));
+    }
+
+    #[test]
+    fn a_one_percent_staircase_on_a_smooth_log_names_no_cause() {
+        // hf_t5_cnndm: epoch starts drop the loss by about 1% in a log with 0.2% noise. The
+        // test at epoch starts is significant; the effect is below `min_effect_log`.
+        let t = planted(3000, 0.002, Some(1000), 0.01, &[], 3);
+        let a = analyze_trace(&t, &AnalyzeOptions::default());
+        let s = a.stat(EventKind::EpochStart).unwrap();
+        assert!(s.p_drop < 0.05, "{s:?}");
+        assert_eq!(named(&a), vec![Cause::None], "{:?} {:?}", a.causes, a.drops);
+        // The same staircase at 10% is named.
+        let t = planted(3000, 0.002, Some(1000), 0.1, &[], 3);
+        let a = analyze_trace(&t, &AnalyzeOptions::default());
+        assert!(a.names(Cause::EpochBoundary), "{:?}", a.causes);
+    }
+
+    #[test]
+    fn the_same_run_logged_as_window_means_every_10_50_or_500_steps_gives_the_same_causes() {
+        let t = planted(60_000, 0.1, Some(10_000), 0.15, &[(35_000, 0.3)], 11);
+        let expected = vec![Cause::EpochBoundary, Cause::LrChange];
+        let a = analyze_trace(&t, &AnalyzeOptions::default());
+        assert_eq!(named(&a), expected, "k = 1: {:?}", a.causes);
+        for k in [10, 50, 500] {
+            let a = analyze_trace(&window_means(&t, k), &AnalyzeOptions::default());
+            assert_eq!(a.units.interval_steps, k as u64);
+            assert!(a.units.aggregated);
+            assert_eq!(
+                named(&a),
+                expected,
+                "k = {k}: {:?} drops {:?} tests {:?}",
+                a.causes,
+                a.drops,
+                a.event_tests
+            );
+            let lr = a.tests_of(EventKind::LrDecrease).next().unwrap();
+            assert!(lr.acted, "k = {k}: {lr:?}");
+        }
+    }
+
+    #[test]
+    fn an_llm_style_spike_is_one_episode_and_its_fall_back_is_the_spikes() {
+        let mut t = planted(4000, 0.05, None, 0.0, &[], 5);
+        for s in t
+            .steps
+            .iter_mut()
+            .filter(|s| (2000..2040).contains(&s.step))
+        {
+            s.loss *= 4.0;
+        }
+        let a = analyze_trace(&t, &AnalyzeOptions::default());
+        assert_eq!(a.spike_episodes.len(), 1, "{:?}", a.spike_episodes);
+        let e = &a.spike_episodes[0];
+        assert_eq!(e.start, 2000);
+        assert!((2038..=2042).contains(&e.recovered), "{e:?}");
+        assert!((e.height_log - 4f64.ln()).abs() < 0.2, "{e:?}");
+        let falls: Vec<&ExplainedDrop> = a
+            .drops
+            .iter()
+            .filter(|d| (2000..=2060).contains(&d.step))
+            .collect();
+        assert!(!falls.is_empty(), "{:?}", a.drops);
+        for d in falls {
+            assert_eq!(d.shape, DropShape::Recovery, "{d:?}");
+            assert_eq!(d.explained_by, Cause::LossSpike, "{d:?}");
+        }
+        assert!(!a.names(Cause::Unexplained), "{:?}", a.causes);
+        assert!(a.names(Cause::LossSpike), "{:?}", a.causes);
     }
 }

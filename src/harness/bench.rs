@@ -204,7 +204,7 @@ fn sweep_once(
                 .map_err(|e| failed(format!("cannot start a worker process: {e}")))?;
             started += 1;
         }
-        let Some((id, event)) = pool.next() else {
+        let Some((id, event)) = pool.wait_next() else {
             break;
         };
         match event {

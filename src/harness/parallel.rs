@@ -371,8 +371,7 @@ impl Pool {
     }
 
     /// Waits for the next event; None when no worker is running.
-    #[allow(clippy::should_implement_trait)] // blocks on workers: not an iterator
-    pub fn next(&mut self) -> Option<(usize, PoolEvent)> {
+    pub fn wait_next(&mut self) -> Option<(usize, PoolEvent)> {
         if self.live.is_empty() {
             return None;
         }
@@ -491,7 +490,7 @@ pub(super) fn run_cells(
         pb.set_message(format!("{done}/{n} cells done, {} running", pool.running()));
         // Block for one event, then take every event already waiting, so that a burst
         // of epochs from many workers costs one manifest write.
-        let Some(first) = pool.next() else { break };
+        let Some(first) = pool.wait_next() else { break };
         let mut acks = Vec::new();
         let mut dirty = false;
         let mut event = Some(first);

@@ -197,6 +197,8 @@ fn incomplete_last_line(bytes: &[u8]) -> Option<(u64, &[u8])> {
 /// reader: learning rates are finite or absent (a NaN or infinite rate is a logger
 /// that failed to read it, not a rate the optimizer used).
 fn checked(mut imported: Imported) -> Imported {
+    // Attribution reads the sampling off the trace, in log points.
+    imported.trace.sampling = Some(imported.sampling);
     let mut non_finite = 0u64;
     for s in &mut imported.trace.steps {
         if s.lr.is_some_and(|lr| !lr.is_finite()) {

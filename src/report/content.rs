@@ -4,9 +4,10 @@
 
 use crate::attribute::arms::{ArmAnalysis, FactorEffect, level_text};
 use crate::attribute::{
-    Basis, Cause, CauseFinding, ConfidenceLevel, Hint, Interval, OverfitVerdict, Overfitting,
-    RunAnalysis, TraceAnalysis, TrendTest, TrendWindow,
+    Basis, Cause, CauseFinding, ConfidenceLevel, Direction, EventTest, Hint, Interval,
+    OverfitVerdict, Overfitting, RunAnalysis, SpikeEpisode, TraceAnalysis, TrendTest, TrendWindow,
 };
+use crate::events::EventKind;
 
 use super::figure::Figure;
 
@@ -154,6 +155,9 @@ fn plural(n: usize, word: &str) -> String {
 
 /// Drops each cause explains, in the analysis' drop list.
 pub fn drops_explained(a: &TraceAnalysis, c: Cause) -> usize {
+    if c == Cause::None {
+        return 0;
+    }
     a.drops.iter().filter(|d| d.explained_by == c).count()
 }
 
@@ -235,6 +239,105 @@ pub fn cause_line(f: &CauseFinding) -> String {
     )
 }
 
+/// The event kind a cause is tested at, for the event causes.
+pub fn cause_event(c: Cause) -> Option<EventKind> {
+    match c {
+        Cause::EpochBoundary => Some(EventKind::EpochStart),
+        Cause::LrChange => Some(EventKind::LrDecrease),
+        Cause::WarmRestart => Some(EventKind::WarmRestart),
+        _ => None,
+    }
+}
+
+fn ordinal_word(n: usize) -> String {
+    const W: [&str; 10] = [
+        "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+        "tenth",
+    ];
+    W.get(n.wrapping_sub(1))
+        .map(|w| w.to_string())
+        .unwrap_or_else(|| format!("{n}th"))
+}
+
+/// What the per-event tests of one kind say, in one sentence: which events acted and by
+/// how much, and which did nothing ("the first LR decrease (step 39019) dropped the loss
+/// by 5.0%; the second and the third did nothing"). `None` when no event acted.
+pub fn event_tests_sentence(a: &TraceAnalysis, kind: EventKind) -> Option<String> {
+    let tests: Vec<&EventTest> = a.tests_of(kind).collect();
+    if !tests.iter().any(|t| t.acted) {
+        return None;
+    }
+    let one = tests.len() == 1;
+    let name = |t: &EventTest| {
+        if one {
+            format!("the {} (step {})", kind.label(), t.step)
+        } else {
+            format!(
+                "the {} {} (step {})",
+                ordinal_word(t.ordinal),
+                kind.label(),
+                t.step
+            )
+        }
+    };
+    let mut parts: Vec<String> = tests
+        .iter()
+        .filter(|t| t.acted)
+        .take(6)
+        .map(|t| {
+            let verb = match t.direction {
+                Direction::Drop => "dropped",
+                Direction::Rise => "raised",
+            };
+            format!(
+                "{} {verb} the loss by {:.1}% (z {}, Holm-adjusted p {})",
+                name(t),
+                100.0 * (1.0 - (-t.jump_log.abs()).exp()),
+                plain(t.z, 1),
+                pval(t.p_adjusted)
+            )
+        })
+        .collect();
+    let idle: Vec<&&EventTest> = tests.iter().filter(|t| !t.acted).collect();
+    match idle.len() {
+        0 => {}
+        n if n <= 3 && !one => {
+            let names: Vec<String> = idle
+                .iter()
+                .map(|t| format!("the {}", ordinal_word(t.ordinal)))
+                .collect();
+            parts.push(format!("{} did nothing", names.join(" and ")));
+        }
+        n => parts.push(format!(
+            "the other {} did nothing on their own",
+            plural(n, kind.label())
+        )),
+    }
+    Some(sentence(&parts.join("; ")))
+}
+
+/// A cause's evidence: the analysis' own sentences, then what its single events did
+/// (for a cause named by one event's own test, that is all its evidence).
+pub fn cause_evidence(a: &TraceAnalysis, f: &CauseFinding) -> Vec<String> {
+    let mut v = f.evidence.clone();
+    if let Some(s) = cause_event(f.cause).and_then(|k| event_tests_sentence(a, k)) {
+        v.push(s);
+    }
+    v
+}
+
+/// One spike episode in a line.
+pub fn spike_episode_line(e: &SpikeEpisode) -> String {
+    format!(
+        "loss spike from step {} to {} (peak at step {}, {:.1}x the level before, {} steps wide); the fall back is the spike's",
+        e.start,
+        e.recovered,
+        e.peak,
+        e.height_log.exp(),
+        e.width
+    )
+}
+
 /// The drops in one line, counted from the same list the drop tables print.
 pub fn drops_line(a: &TraceAnalysis) -> String {
     let steps = plural(a.detection.cleaning.n_kept, "analysed step");
@@ -247,10 +350,14 @@ pub fn drops_line(a: &TraceAnalysis) -> String {
         .filter(|x| x.1 > 0)
         .collect();
     counts.sort_by_key(|x| std::cmp::Reverse(x.1));
-    let by: Vec<String> = counts
+    let mut by: Vec<String> = counts
         .iter()
         .map(|(c, n)| format!("{n} {}", cause_name(*c)))
         .collect();
+    let minor = a.drops.iter().filter(|d| d.minor).count();
+    if minor > 0 {
+        by.push(format!("{minor} too small to need a cause"));
+    }
     format!(
         "{} over {steps}: {}.",
         plural(a.drops.len(), "significant drop"),
@@ -351,6 +458,16 @@ pub fn trace_details(a: &TraceAnalysis) -> Vec<String> {
             cause_name(d.explained_by)
         ));
     }
+    for f in ranked_causes(a) {
+        if let Some(line) = cause_event(f.cause).and_then(|k| event_tests_sentence(a, k)) {
+            out.push(line);
+        }
+    }
+    out.extend(
+        a.spike_episodes
+            .iter()
+            .map(|e| sentence(&spike_episode_line(e))),
+    );
     out.extend(checkpoint(&a.overfitting, None));
     out
 }
@@ -451,7 +568,7 @@ pub fn causes_table(title: &str, a: &TraceAnalysis) -> Table {
                 .map(|e| interval_or(&e, "one event, no CI"))
                 .unwrap_or_else(|| "n/a".into()),
             drops_explained(a, f.cause).to_string(),
-            f.evidence.join("; "),
+            cause_evidence(a, f).join("; "),
         ]);
     }
     t
@@ -510,6 +627,58 @@ pub fn events_table(title: &str, a: &TraceAnalysis) -> Table {
             pval(s.p_drop_adjusted),
             pval(s.p_rise_adjusted),
             s.null.clone(),
+        ]);
+    }
+    t
+}
+
+/// Each event tested on its own.
+pub fn event_tests_table(title: &str, a: &TraceAnalysis) -> Table {
+    let mut t = Table::new(
+        title,
+        &[
+            "event",
+            "step",
+            "jump (log-loss)",
+            "change",
+            "z",
+            "p",
+            "p (Holm, within type)",
+            "acted",
+        ],
+    );
+    for e in &a.event_tests {
+        t.rows.push(vec![
+            e.kind.label().to_string(),
+            e.step.to_string(),
+            signed(e.jump_log),
+            format!("{}%", signed_pct(e.jump_log.exp() - 1.0)),
+            signed_z(e.z),
+            pval(e.p),
+            pval(e.p_adjusted),
+            if e.acted { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    t.capped()
+}
+
+/// The spike episodes.
+pub fn spikes_table(title: &str, a: &TraceAnalysis) -> Table {
+    let mut t = Table::new(
+        title,
+        &["start", "peak", "recovered", "height", "width (steps)"],
+    );
+    for e in &a.spike_episodes {
+        t.rows.push(vec![
+            e.start.to_string(),
+            e.peak.to_string(),
+            e.recovered.to_string(),
+            format!(
+                "{:.1}x ({} log-loss)",
+                e.height_log.exp(),
+                signed(e.height_log)
+            ),
+            e.width.to_string(),
         ]);
     }
     t
@@ -608,6 +777,12 @@ pub fn trace_tables(a: &TraceAnalysis) -> Vec<Table> {
         drops_table("Detected drops", a),
         events_table("Tests at each event type", a),
     ];
+    if !a.event_tests.is_empty() {
+        v.push(event_tests_table("Tests at each event", a));
+    }
+    if !a.spike_episodes.is_empty() {
+        v.push(spikes_table("Loss spikes", a));
+    }
     let sig = signatures_table("Within-epoch signatures", a);
     if !sig.rows.is_empty() {
         v.push(sig);

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::attribute::arms::{ArmAnalysis, FactorEffect, level_text};
 use crate::attribute::{
-    CauseFinding, EventStat, ExplainedDrop, Hint, Interval, Overfitting, RunAnalysis, TraceAnalysis,
+    CauseFinding, EventStat, EventTest, ExplainedDrop, Hint, Interval, Overfitting, RunAnalysis,
+    TraceAnalysis,
 };
 use crate::events::EventKind;
 
@@ -38,7 +39,7 @@ fn cause(a: &TraceAnalysis, f: &CauseFinding) -> Value {
         "effect_log": f.effect_log.as_ref().map_or(Value::Null, interval),
         "basis": name(&f.basis()),
         "drops_explained": content::drops_explained(a, f.cause),
-        "evidence": f.evidence,
+        "evidence": content::cause_evidence(a, f),
         "advice": f.cause.advice(),
     })
 }
@@ -53,6 +54,7 @@ fn drop(d: &ExplainedDrop) -> Value {
         "shape": name(&d.shape),
         "explained_by": d.explained_by.as_str(),
         "event": d.event.as_ref().map_or(Value::Null, name),
+        "minor": d.minor,
     })
 }
 
@@ -70,6 +72,60 @@ fn event_stat(s: &EventStat) -> Value {
         "p_rise_adjusted": num(s.p_rise_adjusted),
         "null_model": s.null,
         "effects": s.effects.iter().map(|e| json!({"step": e.step, "jump_log": num(e.jump_log), "z": num(e.z)})).collect::<Vec<_>>(),
+    })
+}
+
+/// The detector's sharp rises (`kind` "point", as found) and the spike episodes
+/// (`kind` "episode": start, peak, recovered step; a point spike inside an episode is
+/// part of it).
+fn spikes(a: &TraceAnalysis) -> Vec<Value> {
+    let inside = |step: u64| a.spike_episodes.iter().any(|e| e.covers(step, 0));
+    let mut v: Vec<(u64, Value)> = a
+        .detection
+        .spikes
+        .iter()
+        .filter(|s| !inside(s.step))
+        .map(|s| {
+            (
+                s.step,
+                json!({
+                    "kind": "point", "step": s.step, "height_log": num(s.height_log),
+                    "z": num(s.z), "width": s.width
+                }),
+            )
+        })
+        .collect();
+    for e in &a.spike_episodes {
+        let z = a
+            .detection
+            .spikes
+            .iter()
+            .find(|s| e.covers(s.step, 0))
+            .map_or(Value::Null, |s| num(s.z));
+        v.push((
+            e.start,
+            json!({
+                "kind": "episode", "step": e.start, "height_log": num(e.height_log), "z": z,
+                "width": e.width, "start": e.start, "peak": e.peak, "recovered": e.recovered,
+                "message": content::spike_episode_line(e),
+            }),
+        ));
+    }
+    v.sort_by_key(|x| x.0);
+    v.into_iter().map(|x| x.1).collect()
+}
+
+fn event_test(t: &EventTest) -> Value {
+    json!({
+        "event": name(&t.kind),
+        "step": t.step,
+        "ordinal": t.ordinal,
+        "jump_log": num(t.jump_log),
+        "z": num(t.z),
+        "direction": name(&t.direction),
+        "p": num(t.p),
+        "p_adjusted": num(t.p_adjusted),
+        "acted": t.acted,
     })
 }
 
@@ -149,10 +205,10 @@ fn analysis(a: &TraceAnalysis) -> serde_json::Map<String, Value> {
         "event_counts": counts,
         "causes": content::ranked_causes(a).into_iter().map(|f| cause(a, f)).collect::<Vec<_>>(),
         "drops": a.drops.iter().map(drop).collect::<Vec<_>>(),
-        "spikes": a.detection.spikes.iter().map(|s| json!({
-            "step": s.step, "height_log": num(s.height_log), "z": num(s.z), "width": s.width
-        })).collect::<Vec<_>>(),
+        "spikes": spikes(a),
         "event_stats": a.event_stats.iter().map(event_stat).collect::<Vec<_>>(),
+        "event_tests": a.event_tests.iter().map(event_test).collect::<Vec<_>>(),
+        "log_units": {"interval_steps": a.units.interval_steps, "aggregated": a.units.aggregated},
         "signatures": signatures(a),
         "overfitting": overfitting(&a.overfitting),
         "hints": a.hints.iter().map(hint).collect::<Vec<_>>(),

@@ -32,7 +32,7 @@ use content::{Doc, Plot};
 use figure::Figure;
 use plots::EffectSeries;
 
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// The JSON Schema that report.json (and `run_json`/`trace_json`) follow.
 pub const REPORT_SCHEMA: &str = include_str!("report.schema.json");

@@ -51,6 +51,9 @@ pub fn trace(source: &str, a: &TraceAnalysis, warnings: &[String]) -> String {
         a.detection.noise_sigma
     ));
     out.push_str(&drops(a));
+    for e in &a.spike_episodes {
+        out.push_str(&format!("  {}\n", content::spike_episode_line(e)));
+    }
     for s in &a.detection.spikes {
         out.push_str(&format!(
             "  spike at step {} ({} log-loss, z {:+.1})\n",
@@ -67,7 +70,7 @@ pub fn trace(source: &str, a: &TraceAnalysis, warnings: &[String]) -> String {
         out.push_str("  evidence:\n");
         for f in named {
             out.push_str(&format!("    {}:\n", cause_name(f.cause)));
-            for e in &f.evidence {
+            for e in &content::cause_evidence(a, f) {
                 out.push_str(&format!("      - {e}\n"));
             }
         }

@@ -46,7 +46,7 @@ fn investigate_names_the_lr_cut_in_text_and_json() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["kind"], "trace");
     let causes: Vec<&str> = v["causes"]
         .as_array()

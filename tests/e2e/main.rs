@@ -6,6 +6,8 @@ mod guard;
 mod harness;
 mod import;
 mod messages;
+mod real_logs;
 mod reliability;
 mod scenarios;
 mod trust;
+mod watch;
