@@ -316,6 +316,7 @@ fn run_sequential(
                     pb.set_draw_target(ProgressDrawTarget::stderr());
                 }
             }
+            train::Progress::EpochTrained => {}
             // The manifest follows the disk epoch by epoch, so a killed run says how far
             // each cell got.
             train::Progress::Epoch { steps, epochs } => {

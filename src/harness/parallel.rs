@@ -15,10 +15,11 @@
 //! The protocol: the parent starts `dropscope internal-worker cell --out RUN --device D
 //! --cell K` (K: the cell's index in scenario order); the worker reads the scenario from
 //! `RUN/manifest.json`, trains the cell into its folder, and reports on stdout, one
-//! `@dropscope {json}` line per message ([`WorkerMsg`]). After each epoch's trace is on
-//! disk it waits for an `ack` line on stdin, which the parent sends once that epoch is in
-//! the manifest: the manifest trails the disk by at most one epoch per cell, as in the
-//! sequential loop. When its stdin closes (the parent died), a worker exits at once, so no
+//! `@dropscope {json}` line per message ([`WorkerMsg`]). The parent answers each epoch
+//! report with an `ack` line on stdin once that epoch is in the manifest, and a worker
+//! writes its next epoch only after that ack: the manifest trails the disk by at most one
+//! epoch per cell, as in the sequential loop, while the manifest write overlaps the next
+//! epoch's training. When its stdin closes (the parent died), a worker exits at once, so no
 //! orphan keeps writing into a folder that a resumed run may own.
 
 use std::collections::{HashMap, VecDeque};
@@ -87,7 +88,7 @@ pub fn effective_jobs(
 pub enum WorkerMsg {
     /// `n` more optimizer steps done.
     Steps { n: u64 },
-    /// An epoch's rows are on disk; the worker waits for an `ack`.
+    /// An epoch's rows are on disk; the worker writes no more before an `ack`.
     Epoch { steps: u64, epochs: u64 },
     /// The cell finished (completed or diverged).
     Done { outcome: CellOutcome },
@@ -199,6 +200,7 @@ pub fn cell_worker(out: &Path, device: DeviceChoice, k: usize) -> i32 {
     let arm = &file.arms[cell.arm_index];
     let mut unreported = 0u64;
     let mut last = Instant::now();
+    let mut awaiting_ack = false;
     let mut on_step = |p: Progress| match p {
         Progress::Step => {
             unreported += 1;
@@ -208,6 +210,13 @@ pub fn cell_worker(out: &Path, device: DeviceChoice, k: usize) -> i32 {
                 last = Instant::now();
             }
         }
+        // Before writing this epoch, wait until the parent has the last one in the
+        // manifest (it had the whole epoch's training to do so).
+        Progress::EpochTrained => {
+            if std::mem::take(&mut awaiting_ack) && acks.recv().is_err() {
+                std::process::exit(EXIT_ORPHANED);
+            }
+        }
         Progress::Epoch { steps, epochs } => {
             if unreported > 0 {
                 send(&WorkerMsg::Steps { n: unreported });
@@ -215,10 +224,7 @@ pub fn cell_worker(out: &Path, device: DeviceChoice, k: usize) -> i32 {
                 last = Instant::now();
             }
             send(&WorkerMsg::Epoch { steps, epochs });
-            // Go on once the parent has the epoch in the manifest.
-            if acks.recv().is_err() {
-                std::process::exit(EXIT_ORPHANED);
-            }
+            awaiting_ack = true;
         }
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {

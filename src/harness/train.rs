@@ -33,6 +33,10 @@ pub struct CellOutcome {
 pub enum Progress {
     /// One optimizer step done.
     Step,
+    /// The epoch's steps are done and its rows are about to be written: a parallel worker
+    /// waits here until the parent has the previous epoch in the manifest, so the manifest
+    /// trails the disk by one epoch at most without stalling every epoch on that write.
+    EpochTrained,
     /// An epoch's trace rows are flushed to disk: `steps` rows in `epochs` epochs so far.
     Epoch { steps: u64, epochs: u64 },
 }
@@ -218,6 +222,7 @@ pub fn train_cell(
             step += 1;
             progress(Progress::Step);
         }
+        progress(Progress::EpochTrained);
         let raw: Vec<f64> = if losses.is_empty() {
             Vec::new()
         } else {

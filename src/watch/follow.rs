@@ -159,8 +159,9 @@ impl Follower {
         t.steps.retain(|s| last.is_none_or(|l| s.step > l));
         let last_val = self.last_val_step;
         t.val.retain(|v| last_val.is_none_or(|l| v.step > l));
-        if let Some(s) = t.steps.last() {
-            self.last_step = Some(s.step);
+        // The largest, not the last: a log that interleaves ranks goes back and forth.
+        if let Some(s) = t.steps.iter().map(|s| s.step).max() {
+            self.last_step = Some(s);
         }
         if let Some(v) = t.val.iter().map(|v| v.step).max() {
             self.last_val_step = Some(v.max(self.last_val_step.unwrap_or(0)));
