@@ -110,14 +110,25 @@ fn expected_train_len(file: &ScenarioFile, arm: usize) -> usize {
     }
 }
 
+/// Redraws of the progress bar per second: enough to look alive, few enough that a log
+/// captured from stderr is not one line per step.
+pub(crate) const PROGRESS_HZ: u8 = 2;
+
 fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     if !quiet {
         pb.set_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({rate}, eta {eta}) {msg}",
             )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            // indicatif's {per_sec} prints four decimals ("5723.4512/s"): whole steps say it.
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} steps/s", s.per_sec());
+                },
+            ),
         );
     }
     pb
@@ -313,7 +324,7 @@ fn run_sequential(
                 pb.inc(1);
                 // Only runs that last draw a bar: short ones stay quiet in logs.
                 if !opts.quiet && pb.is_hidden() && started.elapsed() > Duration::from_secs(1) {
-                    pb.set_draw_target(ProgressDrawTarget::stderr());
+                    pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(PROGRESS_HZ));
                 }
             }
             train::Progress::EpochTrained => {}

@@ -50,7 +50,7 @@ const STEP_REPORT_EVERY: Duration = Duration::from_millis(100);
 /// Exit status of a worker whose parent went away.
 const EXIT_ORPHANED: i32 = 3;
 /// Memory a worker process takes before its cell: the binary, burn's runtime, the
-/// allocator's arenas (measured: about 20 MB resident for a tiny cell).
+/// allocator's arenas (measured: about 32 MiB resident for a tiny cell).
 pub const WORKER_BASE_BYTES: u64 = 64 << 20;
 
 /// `--jobs` when not given: the cores this process may use.
@@ -281,6 +281,10 @@ pub struct Pool {
     tx: Sender<(usize, Raw)>,
     rx: Receiver<(usize, Raw)>,
     live: HashMap<usize, Worker>,
+    /// SIGPIPE's action before the pool: `dropscope` dies quietly on a closed stdout, but
+    /// an `ack` to a worker that has just exited must be an error to ignore, not death.
+    #[cfg(unix)]
+    sigpipe: libc::sighandler_t,
 }
 
 impl Pool {
@@ -296,12 +300,17 @@ impl Pool {
             )
         })?;
         let (tx, rx) = channel();
+        // SAFETY: changes one signal's action; restored when the pool is dropped.
+        #[cfg(unix)]
+        let sigpipe = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         Ok(Pool {
             exe,
             threads,
             tx,
             rx,
             live: HashMap::new(),
+            #[cfg(unix)]
+            sigpipe,
         })
     }
 
@@ -406,6 +415,11 @@ impl Drop for Pool {
             let _ = w.child.kill();
             let _ = w.child.wait();
         }
+        // SAFETY: puts back the action `new` found.
+        #[cfg(unix)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, self.sigpipe);
+        }
     }
 }
 
@@ -459,7 +473,7 @@ pub(super) fn run_cells(
     let device = opts.device.to_string();
     let show_bar = |pb: &ProgressBar| {
         if !opts.quiet && pb.is_hidden() && b.started.elapsed() > Duration::from_secs(1) {
-            pb.set_draw_target(ProgressDrawTarget::stderr());
+            pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(super::PROGRESS_HZ));
         }
     };
     loop {
@@ -493,7 +507,12 @@ pub(super) fn run_cells(
             manifest.wall_s = b.started.elapsed().as_secs_f64();
             manifest.write(&opts.out)?;
         }
-        pb.set_message(format!("{done}/{n} cells done, {} running", pool.running()));
+        let running = manifest
+            .cells
+            .iter()
+            .filter(|c| c.status == CellStatus::Running)
+            .count();
+        pb.set_message(format!("{done}/{n} cells done, {running} running"));
         // Block for one event, then take every event already waiting, so that a burst
         // of epochs from many workers costs one manifest write.
         let Some(first) = pool.wait_next() else { break };

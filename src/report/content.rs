@@ -1088,3 +1088,20 @@ pub fn run_tables(run: &RunAnalysis) -> Vec<Table> {
     v.push(overfit_table("Overfitting", &rows).capped());
     v
 }
+
+/// "1218 steps, epochs of 406 steps", or for a log written every k steps "430 log points
+/// (every 500 steps), epochs of 72000 steps": the analysis counts log points, a reader
+/// thinks in optimizer steps.
+pub fn trace_size(a: &TraceAnalysis, points: usize) -> String {
+    let k = a.units.interval_steps.max(1);
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut out = if k > 1 {
+        format!("{} (every {k} steps)", plural(points, "log point"))
+    } else {
+        plural(points, "step")
+    };
+    if let Some(spe) = a.steps_per_epoch {
+        out.push_str(&format!(", epochs of {:.0} steps", spe * k as f64));
+    }
+    out
+}

@@ -173,13 +173,8 @@ pub fn write_trace_report(
     let doc = Doc {
         title: format!("dropscope report: {label}"),
         subject: format!(
-            "Source {source}: {} step{}{}{}.",
-            trace.steps.len(),
-            if trace.steps.len() == 1 { "" } else { "s" },
-            analysis
-                .steps_per_epoch
-                .map(|s| format!(", epochs of {s:.0} steps"))
-                .unwrap_or_default(),
+            "Source {source}: {}{}.",
+            content::trace_size(analysis, trace.steps.len()),
             if trace.val.is_empty() {
                 ", no validation data".to_string()
             } else {

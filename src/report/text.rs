@@ -33,11 +33,8 @@ pub fn trace(source: &str, a: &TraceAnalysis, warnings: &[String]) -> String {
         out.push_str(&format!("{l}\n"));
     }
     out.push_str(&format!(
-        "{source}: {} steps{}\n",
-        a.n_steps,
-        a.steps_per_epoch
-            .map(|s| format!(", epochs of {s:.0} steps"))
-            .unwrap_or_default()
+        "{source}: {}\n",
+        super::content::trace_size(a, a.n_steps)
     ));
     for w in warnings {
         out.push_str(&format!("  warning: {w}\n"));

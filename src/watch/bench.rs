@@ -577,7 +577,7 @@ pub fn explanations(alerts: &[Alert]) -> Vec<(Cause, usize)> {
             }
         }
     }
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|c| std::cmp::Reverse(c.1));
     out
 }
 

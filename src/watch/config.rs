@@ -24,12 +24,13 @@ pub struct WatchConfig {
     /// prediction variance is 1.4 sigma^2 / h against 1 sigma^2 / h), so a smooth decay
     /// is not mistaken for a drop.
     pub long_ratio: usize,
-    /// |z| of the shift statistic from which a drop candidate is sent to the batch
-    /// detector. Default 4.0: a candidate costs one detector run on
-    /// `confirm_points`; at 4 a clean series raises about one candidate per 10,000
-    /// points (measured by `bench watch`), and the detector decides the rest.
+    /// |z| of the shift statistic from which a drop candidate is followed by the batch
+    /// detector. Default 4.0: a candidate costs a few detector runs; at 4 a clean series
+    /// costs about 70 runs per million points (`bench watch`), and the detector decides
+    /// what is a drop.
     pub z_candidate: f64,
-    /// Points the batch detector is run on to confirm a candidate (the most recent ones).
+    /// Most points the batch detector is run on to confirm a candidate (the most recent
+    /// ones; 16 right windows of the scale that raised it, so 1,024 for the short one).
     /// Default 2048: the longest scale's windows (4 x 256 before, 256 after) with room on
     /// the left, as the detector's own windows reach up to 1024 points on a side.
     pub confirm_points: usize,

@@ -75,3 +75,16 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let o = child.wait_with_output().unwrap();
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_log_written_every_k_steps_is_sized_in_log_points_and_its_epochs_in_steps() {
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/real/hf_mistral7b_translator_4ep.trainer_state.json");
+    let o = run(&["investigate", log.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = stdout(&o).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.ends_with("866 log points (every 10 steps), epochs of 2160 steps"),
+        "{first}"
+    );
+}
