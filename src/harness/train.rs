@@ -168,6 +168,10 @@ pub fn train_cell(
     let mut step: u64 = 0;
     let mut epochs_done = 0;
     let mut diverged_at = None;
+    // The library's live watchdog flags divergence as each epoch's losses arrive (the same
+    // rule `dropscope watch` applies to a foreign run): a NaN/inf loss stops the cell after
+    // its epoch.
+    let mut watcher = crate::watch::Watcher::new(crate::watch::WatchConfig::default());
     let mut epoch_train = data.train.clone();
     let mut train_x = upload_x(&epoch_train, &ad);
     let mut train_y = upload_y(&epoch_train, &ad);
@@ -241,8 +245,22 @@ pub fn train_cell(
                 LogMode::PerStep => l,
                 LogMode::RunningMean => sum / (k + 1) as f64,
             };
-            if !l.is_finite() && diverged_at.is_none() {
-                diverged_at = Some(row.step);
+            let diverging = watcher
+                .push(row.step, l, row.lr, row.epoch)
+                .into_iter()
+                .find(|a| {
+                    // A loss that rose for good is a result to analyse, not a reason to stop.
+                    matches!(
+                        a.kind,
+                        crate::watch::AlertKind::Divergence {
+                            reason: crate::watch::DivergenceReason::NonFinite
+                        }
+                    )
+                });
+            if let Some(a) = diverging
+                && diverged_at.is_none()
+            {
+                diverged_at = Some(a.step);
             }
             trace.write(row).map_err(io(&trace_path))?;
         }
