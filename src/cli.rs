@@ -224,6 +224,35 @@ pub struct CheckArgs {
     pub read: LogArgs,
 }
 
+impl LogArgs {
+    pub fn import_options(&self) -> crate::import::ImportOptions {
+        crate::import::ImportOptions {
+            format: self.input_format,
+            step_col: self.step_col.clone(),
+            loss_col: self.loss_col.clone(),
+            epoch_col: self.epoch_col.clone(),
+            lr_col: self.lr_col.clone(),
+            tag: self.tag.clone(),
+        }
+    }
+
+    /// The epoch length, sign and offset to apply after reading, checked.
+    pub fn transform(&self, log: &Path) -> Result<crate::import::Transform, InputError> {
+        if self.steps_per_epoch == Some(0) {
+            return Err(InputError::new(log, "--steps-per-epoch must be at least 1")
+                .field("--steps-per-epoch"));
+        }
+        if !self.offset.is_finite() {
+            return Err(InputError::new(log, "--offset must be a finite number").field("--offset"));
+        }
+        Ok(crate::import::Transform {
+            steps_per_epoch: self.steps_per_epoch,
+            negate: self.negate,
+            offset: self.offset,
+        })
+    }
+}
+
 /// Expectations for a log, from a file and inline (`check LOG --expect E.toml`,
 /// `check LOG --not-cause unexplained`); inline values add to or override the file's.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -746,55 +775,28 @@ fn print_trace_text(source: &str, a: &crate::attribute::TraceAnalysis, warnings:
 /// Reads one foreign log the way `investigate` does: import, epochs, validation points,
 /// sign and offset. Returns the trace and the importer's warnings.
 fn load_log(path: &Path, read: &LogArgs) -> Result<(crate::trace::Trace, Vec<String>), InputError> {
-    let opts = crate::import::ImportOptions {
-        format: read.input_format,
-        step_col: read.step_col.clone(),
-        loss_col: read.loss_col.clone(),
-        epoch_col: read.epoch_col.clone(),
-        lr_col: read.lr_col.clone(),
-        tag: read.tag.clone(),
-    };
-    let imported = crate::import::read_trace(path, &opts)?;
+    let transform = read.transform(path)?;
+    let imported = crate::import::read_trace(path, &read.import_options())?;
     let mut warnings = imported.warnings;
     if let Some(note) = crate::rundir::cell_note(path) {
         warnings.insert(0, note);
     }
     let mut trace = imported.trace;
-    if let Some(spe) = read.steps_per_epoch {
-        if spe == 0 {
-            return Err(
-                InputError::new(path, "--steps-per-epoch must be at least 1")
-                    .field("--steps-per-epoch"),
-            );
-        }
-        trace.assign_epochs(spe);
+    if trace.steps.is_empty() {
+        return Err(InputError::new(path, "no training-loss rows found"));
     }
     if let Some(v) = &read.val {
         trace.val = crate::import::read_val_csv(v)?;
+    }
+    // The analysis reads log(loss): a log-likelihood or a reward becomes a loss here,
+    // and its validation values with it, so the overfitting verdict reads them alike.
+    transform.apply(&mut trace);
+    if read.val.is_some() {
         let unplaced = crate::import::place_val_steps(&mut trace);
         if unplaced > 0 {
             warnings.push(format!(
                 "{unplaced} validation points have no step and no epoch in the training log: not placed"
             ));
-        }
-    }
-    if trace.steps.is_empty() {
-        return Err(InputError::new(path, "no training-loss rows found"));
-    }
-    if !read.offset.is_finite() {
-        return Err(InputError::new(path, "--offset must be a finite number").field("--offset"));
-    }
-    if read.negate || read.offset != 0.0 {
-        // The analysis reads log(loss): a log-likelihood or a reward becomes a loss here,
-        // and its validation values with it, so the overfitting verdict reads them alike.
-        let sign = if read.negate { -1.0 } else { 1.0 };
-        let f = |v: f64| sign * v + read.offset;
-        for s in &mut trace.steps {
-            s.loss = f(s.loss);
-        }
-        for v in &mut trace.val {
-            v.val_loss = f(v.val_loss);
-            v.train_loss_eval = v.train_loss_eval.map(f);
         }
     }
     Ok((trace, warnings))
@@ -1143,23 +1145,8 @@ fn watch_notice(message: &str, args: &WatchArgs) {
 fn watch_follow(args: &WatchArgs) -> Result<i32, InputError> {
     use crate::watch::follow::{Follower, Update, ValFollower};
     let read = &args.read;
-    if read.steps_per_epoch == Some(0) {
-        return Err(
-            InputError::new(&args.log, "--steps-per-epoch must be at least 1")
-                .field("--steps-per-epoch"),
-        );
-    }
-    if !read.offset.is_finite() {
-        return Err(
-            InputError::new(&args.log, "--offset must be a finite number").field("--offset"),
-        );
-    }
-    let transform = crate::watch::follow::Transform {
-        steps_per_epoch: read.steps_per_epoch,
-        negate: read.negate,
-        offset: read.offset,
-    };
-    let mut follower = Follower::new(&args.log, import_options(read), transform.clone());
+    let transform = read.transform(&args.log)?;
+    let mut follower = Follower::new(&args.log, read.import_options(), transform.clone());
     let mut val = read
         .val
         .as_ref()
@@ -1207,17 +1194,6 @@ fn watch_follow(args: &WatchArgs) -> Result<i32, InputError> {
 }
 
 /// The import flags of a foreign log, as `investigate` reads them.
-fn import_options(read: &LogArgs) -> crate::import::ImportOptions {
-    crate::import::ImportOptions {
-        format: read.input_format,
-        step_col: read.step_col.clone(),
-        loss_col: read.loss_col.clone(),
-        epoch_col: read.epoch_col.clone(),
-        lr_col: read.lr_col.clone(),
-        tag: read.tag.clone(),
-    }
-}
-
 /// A watcher fed from the log, printing what it confirms. Each method returns true when
 /// `--fail-on` names an event it printed.
 struct WatchSession<'a> {

@@ -46,35 +46,7 @@ pub enum Update {
     Data(Trace),
 }
 
-/// How values are turned before they are returned: `investigate`'s flags.
-#[derive(Debug, Clone, Default)]
-pub struct Transform {
-    /// Epochs from a fixed epoch length, for logs without an epoch column.
-    pub steps_per_epoch: Option<u64>,
-    /// Minus the logged value (a log-likelihood or a reward), before `offset`.
-    pub negate: bool,
-    pub offset: f64,
-}
-
-impl Transform {
-    pub fn apply(&self, trace: &mut Trace) {
-        if let Some(spe) = self.steps_per_epoch {
-            trace.assign_epochs(spe);
-        }
-        if !self.negate && self.offset == 0.0 {
-            return;
-        }
-        let sign = if self.negate { -1.0 } else { 1.0 };
-        let f = |v: f64| sign * v + self.offset;
-        for s in &mut trace.steps {
-            s.loss = f(s.loss);
-        }
-        for v in &mut trace.val {
-            v.val_loss = f(v.val_loss);
-            v.train_loss_eval = v.train_loss_eval.map(f);
-        }
-    }
-}
+pub use crate::import::Transform;
 
 /// A log being followed. `poll` it at an interval.
 #[derive(Debug)]
