@@ -111,3 +111,63 @@ impl Default for LogUnits {
         LogUnits::PER_STEP
     }
 }
+
+/// One fact a cause was named on, as numbers: the report turns each into a sentence
+/// (`report::content::evidence_text`), so attribution builds no prose and every renderer
+/// says the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// Step-to-step changes shrink with the position k in the epoch as k^`slope` (a
+    /// running mean gives k^-1, raw losses k^0).
+    ChangesShrink { slope: f64, r_squared: f64 },
+    /// The logged value resets at every epoch start by this median jump.
+    ResetsAtEpochStart { median_jump_log: f64 },
+    /// The run said it logged in running-mean mode.
+    LoggedRunningMean,
+    /// The type-level test at one event type.
+    EventType {
+        event: EventKind,
+        direction: Direction,
+        significant: usize,
+        tested: usize,
+        median_jump_log: super::Interval,
+        /// How the null was built ("random times", "other epoch starts").
+        null: String,
+        p: f64,
+        p_adjusted: f64,
+    },
+    /// The position within the epoch explains a share of the within-epoch variation, and
+    /// the pattern repeats across epochs.
+    PositionInEpoch {
+        eta_squared: f64,
+        f: f64,
+        p_value: f64,
+        split_half_r: f64,
+    },
+    /// The last step of each epoch sits off the line through the steps before it.
+    LastStepOffset {
+        median_z: f64,
+        median_jump_log: f64,
+        epochs: usize,
+        p_value: f64,
+    },
+    /// The last step of each epoch scatters more than the other positions do.
+    LastStepSpread {
+        /// Median |residual| of the last steps over that of the other positions.
+        ratio: f64,
+        /// sqrt(typical batch / last batch): the ratio a mean over fewer examples gives.
+        expected_ratio: Option<f64>,
+        /// Share of the other positions that scatter at least as much (with one added).
+        p_value: f64,
+        positions: usize,
+    },
+    /// The last batch is shorter than the others.
+    LastBatchSize { last: u64, typical: u64 },
+    /// Drops that only fall back after a spike.
+    SpikeRecoveries { steps: Vec<u64> },
+    /// Significant drops at no known event.
+    DropsAtNoEvent { steps: Vec<u64> },
+    /// Nothing to explain.
+    NoDrop,
+}

@@ -244,7 +244,17 @@ pub fn running_mean(t: &EpochTable) -> Option<RunningMeanTest> {
     })
 }
 
-/// How far the last step of each epoch sits from the line through the steps before it.
+/// Points before a position that its reference line runs through: enough to average the
+/// noise, few enough that the curve's bend within an epoch does not enter the residual.
+const LINE_POINTS: usize = 20;
+/// Fewest points before a position in its epoch for it to be tested (a line through
+/// fewer is too noisy).
+const MIN_LINE_POINTS: usize = 6;
+/// Fewest epochs a position's spread is a median over.
+const MIN_EPOCHS: usize = 3;
+
+/// How far the last step of each epoch sits from the line through the steps before it,
+/// in which direction, and how widely it scatters against the other positions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastBatchTest {
     /// Median over epochs of the last step's residual, in units of the local noise.
@@ -254,40 +264,75 @@ pub struct LastBatchTest {
     /// Two-sided sign test of the residuals against 0.
     pub p_value: f64,
     pub epochs: usize,
+    /// Median |z| of the last steps over the median, across the other positions, of the
+    /// same statistic (1 when the last step scatters like any other).
+    #[serde(default)]
+    pub spread_ratio: f64,
+    /// One-sided rank p of the last step's median |z| among the other positions' (one
+    /// added to both counts): a dispersion test, blind to the residuals' signs.
+    #[serde(default = "one")]
+    pub spread_p: f64,
+    /// Other positions the last one was ranked among.
+    #[serde(default)]
+    pub spread_positions: usize,
 }
 
+fn one() -> f64 {
+    1.0
+}
+
+/// The residual, in local noise units and in log-loss, of point `i` off the line through
+/// up to [`LINE_POINTS`] points before it, from `begin` on.
+fn residual_at(p: &Prepared, begin: usize, i: usize) -> Option<(f64, f64)> {
+    let from = begin.max(i.saturating_sub(LINE_POINTS));
+    let (xs, ys): (Vec<f64>, Vec<f64>) = (from..i)
+        .filter_map(|j| Some((p.steps()[j] as f64, p.log_loss(j)?)))
+        .unzip();
+    if xs.len() < MIN_LINE_POINTS {
+        return None;
+    }
+    let (a, b, rss) = fit_line(&xs, &ys)?;
+    let y = p.log_loss(i)?;
+    let sd = (rss / (xs.len() as f64 - 2.0))
+        .sqrt()
+        .max(p.local_sigma(i) * 0.5);
+    let r = y - (a + b * p.steps()[i] as f64);
+    (sd > 0.0).then_some((r / sd, r))
+}
+
+/// The last step of each epoch against the line through the steps before it: the sign test
+/// (a short last batch with batch norm in train mode mostly raises the loss) and the
+/// dispersion test (a mean over fewer examples scatters more, both ways: with 11 epochs
+/// of which 3 fall below, a sign test has no power but the spread shows).
 pub fn last_batch(trace: &Trace, p: &Prepared, starts: &[u64]) -> Option<LastBatchTest> {
     let mut z = Vec::new();
     let mut eff = Vec::new();
+    // |z| by position from the epoch start, over epochs (the last step excluded).
+    let mut by_pos: Vec<Vec<f64>> = Vec::new();
     let mut prev_start: Option<usize> = p.index_of(trace.steps.first()?.step);
     for &s in starts {
         let Some(next) = p.index_of(s) else { break };
         let Some(begin) = prev_start else { break };
         prev_start = Some(next);
-        if next < begin + 6 {
+        if next < begin + MIN_LINE_POINTS {
             continue;
         }
         let last = next - 1;
-        let from = begin.max(last.saturating_sub(20));
-        let (xs, ys): (Vec<f64>, Vec<f64>) = (from..last)
-            .filter_map(|i| Some((p.steps()[i] as f64, p.log_loss(i)?)))
-            .unzip();
-        let Some((a, b, rss)) = fit_line(&xs, &ys) else {
-            continue;
-        };
-        let Some(y_last) = p.log_loss(last) else {
-            continue;
-        };
-        let sd = (rss / (xs.len() as f64 - 2.0))
-            .sqrt()
-            .max(p.local_sigma(last) * 0.5);
-        let r = y_last - (a + b * p.steps()[last] as f64);
-        if sd > 0.0 {
-            z.push(r / sd);
+        if let Some((zi, r)) = residual_at(p, begin, last) {
+            z.push(zi);
             eff.push(r);
         }
+        for i in begin + MIN_LINE_POINTS..last {
+            let k = i - begin;
+            if let Some((zi, _)) = residual_at(p, begin, i) {
+                if by_pos.len() <= k {
+                    by_pos.resize(k + 1, Vec::new());
+                }
+                by_pos[k].push(zi.abs());
+            }
+        }
     }
-    if z.len() < 3 {
+    if z.len() < MIN_EPOCHS {
         return None;
     }
     // A sign test: the last batch's loss is noisy (few examples), so a t-test on its
@@ -299,10 +344,30 @@ pub fn last_batch(trace: &Trace, p: &Prepared, starts: &[u64]) -> Option<LastBat
         Ok(b) if n > 0 => (2.0 * b.cdf(k)).min(1.0),
         _ => 1.0,
     };
+    let abs_z: Vec<f64> = z.iter().map(|v| v.abs()).collect();
+    let t_last = median(&abs_z);
+    let others: Vec<f64> = by_pos
+        .iter()
+        .filter(|v| v.len() >= MIN_EPOCHS)
+        .map(|v| median(v))
+        .collect();
+    let (spread_ratio, spread_p) = if others.is_empty() {
+        (1.0, 1.0)
+    } else {
+        let typical = median(&others);
+        let ge = others.iter().filter(|&&t| t >= t_last).count();
+        (
+            if typical > 0.0 { t_last / typical } else { 1.0 },
+            (ge + 1) as f64 / (others.len() + 1) as f64,
+        )
+    };
     Some(LastBatchTest {
         median_z: median(&z),
         median_effect_log: median(&eff),
         p_value,
         epochs: z.len(),
+        spread_ratio,
+        spread_p,
+        spread_positions: others.len(),
     })
 }

@@ -114,7 +114,13 @@ pub fn check_trace(
             .causes
             .iter()
             .find(|f| f.cause.as_str() == c)
-            .map(|f| f.evidence.join("; "))
+            .map(|f| {
+                f.evidence
+                    .iter()
+                    .map(crate::report::content::evidence_text)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
             .unwrap_or_else(|| "not named".into());
         report.push(subject, format!("cause {c} is not named"), !named, msg);
     }

@@ -4,7 +4,7 @@
 
 use crate::attribute::arms::{ArmAnalysis, FactorEffect, level_text};
 use crate::attribute::{
-    Basis, Cause, CauseFinding, ConfidenceLevel, Direction, EventTest, Hint, Interval,
+    Basis, Cause, CauseFinding, ConfidenceLevel, Direction, EventTest, Evidence, Hint, Interval,
     OverfitVerdict, Overfitting, RunAnalysis, SpikeEpisode, TraceAnalysis, TrendTest, TrendWindow,
 };
 use crate::events::EventKind;
@@ -183,27 +183,14 @@ pub fn diverged_line(step: u64) -> String {
     format!("DIVERGED at step {step} (loss NaN/inf from there on)")
 }
 
-/// What a cause's own test is called, for "evidence from ...".
-fn test_name(c: Cause) -> &'static str {
-    match c {
-        Cause::EpochBoundary => "the test at epoch starts",
-        Cause::LrChange => "the test at LR decreases",
-        Cause::WarmRestart => "the test at warm restarts",
-        Cause::RunningMeanArtifact => "the running-mean test",
-        Cause::DataOrder => "the data-order test",
-        Cause::LastBatch => "the last-batch test",
-        Cause::LossSpike | Cause::Unexplained | Cause::None => "no test",
-    }
-}
-
 /// What a named cause rests on, so that it never sits unexplained beside "drops: none".
 pub fn basis_text(f: &CauseFinding) -> String {
     let drops = plural(f.drops_explained, "detected drop");
     match f.basis() {
-        Basis::Both => format!("evidence: {} and {drops}", test_name(f.cause)),
+        Basis::Both => format!("evidence: {} and {drops}", f.cause.test_name()),
         Basis::Test => format!(
             "evidence: {} only; no detected drop is attributed to it",
-            test_name(f.cause)
+            f.cause.test_name()
         ),
         Basis::Drops => format!("evidence: {drops}"),
         Basis::Neither => "no evidence of any drop".into(),
@@ -319,11 +306,100 @@ pub fn event_tests_sentence(a: &TraceAnalysis, kind: EventKind) -> Option<String
 /// A cause's evidence: the analysis' own sentences, then what its single events did
 /// (for a cause named by one event's own test, that is all its evidence).
 pub fn cause_evidence(a: &TraceAnalysis, f: &CauseFinding) -> Vec<String> {
-    let mut v = f.evidence.clone();
+    let mut v: Vec<String> = f.evidence.iter().map(evidence_text).collect();
     if let Some(s) = cause_event(f.cause).and_then(|k| event_tests_sentence(a, k)) {
         v.push(s);
     }
     v
+}
+
+/// Steps, at most eight of them, then how many in all.
+fn list_steps(steps: &[u64]) -> String {
+    let v: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    if v.len() > 8 {
+        format!("{}, ... ({} in all)", v[..8].join(", "), v.len())
+    } else {
+        v.join(", ")
+    }
+}
+
+/// One piece of evidence as a sentence (no final full stop).
+pub fn evidence_text(e: &Evidence) -> String {
+    match e {
+        Evidence::ChangesShrink { slope, r_squared } => format!(
+            "step-to-step changes shrink with the position k in the epoch as k^{slope:.2} (R² {r_squared:.2}); a running mean gives k^-1, raw losses k^0"
+        ),
+        Evidence::ResetsAtEpochStart { median_jump_log } => format!(
+            "the value resets at every epoch start (median jump {median_jump_log:+.3} log-loss)"
+        ),
+        Evidence::LoggedRunningMean => "the run logged in running-mean mode".into(),
+        Evidence::EventType {
+            event,
+            direction,
+            significant,
+            tested,
+            median_jump_log: m,
+            null,
+            p,
+            p_adjusted,
+        } => format!(
+            "{significant} of {tested} {}s show a significant {} (median {:+.3} log-loss, {}); against {null}: p = {p:.3} (Holm-adjusted {p_adjusted:.3})",
+            event.label(),
+            match direction {
+                Direction::Drop => "drop",
+                Direction::Rise => "rise",
+            },
+            m.estimate,
+            if m.has_bounds() {
+                format!("95% CI [{:+.3}, {:+.3}]", m.low, m.high)
+            } else {
+                "one event, no CI".to_string()
+            },
+        ),
+        Evidence::PositionInEpoch {
+            eta_squared,
+            f,
+            p_value,
+            split_half_r,
+        } => format!(
+            "the position within the epoch explains {:.0}% of the within-epoch variation beyond a per-epoch trend (F = {f:.1}, p = {p_value:.1e}); the pattern repeats (even vs odd epochs r = {split_half_r:.2})",
+            100.0 * eta_squared
+        ),
+        Evidence::LastStepOffset {
+            median_z,
+            median_jump_log,
+            epochs,
+            p_value,
+        } => format!(
+            "the last step of each epoch sits {median_z:+.1} noise sigmas ({median_jump_log:+.3} log-loss) off the line through the steps before it, in {epochs} epochs (sign test p = {p_value:.1e})"
+        ),
+        Evidence::LastStepSpread {
+            ratio,
+            expected_ratio,
+            p_value,
+            positions,
+        } => format!(
+            "the last step of each epoch scatters {ratio:.1}x as widely as the other positions{} (it ranks above all but a share p = {} of {positions} positions)",
+            expected_ratio
+                .map(|r| format!(", where a mean over the short batch would scatter {r:.1}x"))
+                .unwrap_or_default(),
+            pval(*p_value)
+        ),
+        Evidence::LastBatchSize { last, typical } => {
+            format!("the last batch has {last} examples, the others {typical}")
+        }
+        Evidence::SpikeRecoveries { steps } => format!(
+            "{} drop(s) only fall back after a spike (steps {})",
+            steps.len(),
+            list_steps(steps)
+        ),
+        Evidence::DropsAtNoEvent { steps } => format!(
+            "{} significant drop(s) at no known event (steps {})",
+            steps.len(),
+            list_steps(steps)
+        ),
+        Evidence::NoDrop => "no significant drop, at events or elsewhere".into(),
+    }
 }
 
 /// One spike episode in a line.

@@ -5,7 +5,7 @@
 //! Reads traces and analyses only; it never re-runs training, so `dropscope report DIR`
 //! can rebuild a folder from saved traces.
 
-mod content;
+pub(crate) mod content;
 mod downsample;
 mod figure;
 mod html;
