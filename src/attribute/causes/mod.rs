@@ -258,6 +258,9 @@ pub(crate) fn tested(
 }
 
 #[cfg(test)]
+mod behaviour;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -273,13 +276,5 @@ mod tests {
             let outcome = matches!(c, Cause::Unexplained | Cause::None);
             assert_eq!(rule(c).is_some(), !outcome, "{c}");
         }
-    }
-
-    #[test]
-    fn earlier_tiers_win_over_rule_order() {
-        assert!(Tier::Logger < Tier::Episode);
-        assert!(Tier::Episode < Tier::Recovery);
-        assert!(Tier::Recovery < Tier::AtEvent);
-        assert!(Tier::AtEvent < Tier::Background);
     }
 }
