@@ -164,6 +164,9 @@ pub enum Evidence {
     },
     /// The last batch is shorter than the others.
     LastBatchSize { last: u64, typical: u64 },
+    /// The loss cycles within the epoch with this period, so the epoch-start test compared
+    /// means of whole periods.
+    WholePeriods { period_steps: u64 },
     /// Drops that only fall back after a spike.
     SpikeRecoveries { steps: Vec<u64> },
     /// Significant drops at no known event.

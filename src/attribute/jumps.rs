@@ -17,30 +17,51 @@ use crate::events::EventKind;
 
 /// How an event type's jump is measured: local lines on either side of the event, the one
 /// before stopping `gap` points early and the one after starting `settle` points late, each
-/// at most `window` points long.
+/// at most `window` points long. With a `period` (a cycle within the epoch, see
+/// [`super::cycle`]), the lines run through the means of whole periods instead of points.
 #[derive(Debug, Clone, Copy)]
 struct JumpShape {
     gap: usize,
     settle: usize,
     window: usize,
+    period: Option<usize>,
 }
+
+/// Fewest whole periods on each side of an event for a line through period means (two
+/// would fit exactly and leave no noise estimate).
+const MIN_PERIODS: usize = 3;
 
 impl JumpShape {
     /// The shape for `kind` in the log's own units, on a series of `n` points: physical
     /// delays (an LR cut's settling) are steps turned into points, every line has at least
     /// `min_window_points` and at most `max_window_share` of the series, and in a log of
     /// window summaries the point whose window straddles the event belongs to neither side.
-    fn of(kind: EventKind, units: LogUnits, cfg: &AttributionConfig, n: usize) -> JumpShape {
+    ///
+    /// At epoch starts with a within-epoch `period`, each line covers whole periods (at
+    /// least [`MIN_PERIODS`]): the cycle's phase is the same at every epoch start and
+    /// anywhere at random times, so a line through points would measure the phase too.
+    fn of(
+        kind: EventKind,
+        units: LogUnits,
+        cfg: &AttributionConfig,
+        n: usize,
+        period: Option<usize>,
+    ) -> JumpShape {
         let cap = ((n as f64 * cfg.max_window_share) as usize).max(cfg.min_window_points.min(n));
         let window = |steps: u64| units.points(steps).max(cfg.min_window_points).min(cap);
         match kind {
             // A short last batch right before the boundary must not pose as a drop after it;
             // re-seen samples act on the very first batch, so the line after starts at once.
-            EventKind::EpochStart => JumpShape {
-                gap: 1,
-                settle: units.straddle(),
-                window: window(cfg.event_window_steps),
-            },
+            EventKind::EpochStart => {
+                let w = window(cfg.event_window_steps);
+                let period = period.filter(|&p| p > 0 && MIN_PERIODS * p <= cap);
+                JumpShape {
+                    gap: 1,
+                    settle: units.straddle(),
+                    window: period.map_or(w, |p| (w / p).max(MIN_PERIODS) * p),
+                    period,
+                }
+            }
             // An LR cut acts through the optimizer: momentum and the shrinking noise ball
             // take tens of steps to bring the loss to its new level, so the line after the
             // cut starts once that has settled, and reaches further to see the new level.
@@ -48,11 +69,13 @@ impl JumpShape {
                 gap: 0,
                 settle: units.points(cfg.lr_settle_steps) + units.straddle(),
                 window: window(cfg.lr_window_steps),
+                period: None,
             },
             _ => JumpShape {
                 gap: 0,
                 settle: units.straddle(),
                 window: window(cfg.event_window_steps),
+                period: None,
             },
         }
     }
@@ -74,10 +97,33 @@ fn shaped_jump(
         return None;
     }
     let x0 = p.steps()[at] as f64;
+    let point = |i: usize| Some((p.steps()[i] as f64 - x0, p.log_loss(i)?));
+    // With a period, one point per whole period (its mean place and level), counted from
+    // the event outwards so that each side holds whole periods only.
+    let block = |a: usize, b: usize| -> Option<(f64, f64)> {
+        let (xs, ys): (Vec<f64>, Vec<f64>) = (a..b).filter_map(point).unzip();
+        (2 * xs.len() >= b - a).then(|| (stats::mean(&xs), stats::mean(&ys)))
+    };
+    let points = |a: usize, b: usize, from_end: bool| -> (Vec<f64>, Vec<f64>) {
+        match shape.period {
+            None => (a..b).filter_map(point).unzip(),
+            Some(per) => {
+                let whole = (b - a) / per;
+                (0..whole)
+                    .filter_map(|k| {
+                        let (s, e) = if from_end {
+                            (b - (k + 1) * per, b - k * per)
+                        } else {
+                            (a + k * per, a + (k + 1) * per)
+                        };
+                        block(s, e)
+                    })
+                    .unzip()
+            }
+        }
+    };
     let side = |a: usize, b: usize| -> Option<(f64, f64, f64, usize)> {
-        let (xs, ys): (Vec<f64>, Vec<f64>) = (a..b)
-            .filter_map(|i| Some((p.steps()[i] as f64 - x0, p.log_loss(i)?)))
-            .unzip();
+        let (xs, ys) = points(a, b, a < at);
         let (icpt, slope, rss) = stats::fit_line(&xs, &ys)?;
         let n = xs.len() as f64;
         let mx = stats::mean(&xs);
@@ -87,8 +133,14 @@ fn shaped_jump(
     };
     let (yl, vl, rl, nl) = side(lo, l_end)?;
     let (yr, vr, rr, nr) = side(r_start, hi)?;
+    if shape.period.is_some() && nl.min(nr) < MIN_PERIODS {
+        return None;
+    }
     let dof = (nl + nr) as f64 - 4.0;
-    let s2 = ((rl + rr) / dof.max(1.0)).max((0.5 * p.local_sigma(at)).powi(2));
+    // The floor on the noise: half the local noise per point, over the points a period
+    // mean averages.
+    let per_point = shape.period.unwrap_or(1) as f64;
+    let s2 = ((rl + rr) / dof.max(1.0)).max((0.5 * p.local_sigma(at)).powi(2) / per_point);
     let se = (s2 * (vl + vr)).sqrt();
     let jump = yr - yl;
     Some((jump, if se > 0.0 { jump / se } else { 0.0 }))
@@ -232,6 +284,8 @@ pub(crate) struct StatInput<'a> {
     /// For events on epoch boundaries: the other boundaries, the reference.
     pub(crate) epoch_starts: Option<&'a [u64]>,
     pub(crate) units: LogUnits,
+    /// A cycle within the epoch, in log points (epoch starts compare whole periods).
+    pub(crate) period: Option<usize>,
 }
 
 pub(crate) fn event_stat(
@@ -246,10 +300,11 @@ pub(crate) fn event_stat(
         fences,
         epoch_starts,
         units,
+        period,
     } = *input;
     let cfg = &opts.attribution;
     let w = windows(p, steps, fences);
-    let shape = JumpShape::of(kind, units, cfg, p.len());
+    let shape = JumpShape::of(kind, units, cfg, p.len(), period);
     let observed = jumps(p, &w, 0, shape);
     if observed.is_empty() {
         return None;

@@ -8,6 +8,7 @@ pub mod arms;
 pub mod bench;
 pub mod causes;
 pub mod config;
+pub mod cycle;
 pub mod evidence;
 mod jumps;
 pub mod overfit;
@@ -266,6 +267,10 @@ pub struct TraceAnalysis {
     /// Spikes that last several points and come back (see [`spikes`]).
     #[serde(default)]
     pub spike_episodes: Vec<SpikeEpisode>,
+    /// The loss's cycle within the epoch, in steps, when it has one (length-grouped
+    /// batches); the epoch-start test then compares whole periods (see [`cycle`]).
+    #[serde(default)]
+    pub within_epoch_period: Option<u64>,
 }
 
 impl TraceAnalysis {
@@ -348,6 +353,7 @@ fn test_events(
     p: &Prepared,
     ev: &Events,
     units: LogUnits,
+    period: Option<usize>,
     opts: &AnalyzeOptions,
 ) -> (Vec<EventStat>, Vec<EventTest>) {
     const OTHERS: [EventKind; 4] = [
@@ -385,6 +391,7 @@ fn test_events(
         fences: &[],
         epoch_starts: None,
         units,
+        period,
     });
     let all_epoch_starts = ev.steps_of(EventKind::EpochStart);
     let warmup = warmup_end(trace);
@@ -419,6 +426,7 @@ fn test_events(
             fences: &fences,
             epoch_starts: cmp,
             units,
+            period: None,
         });
     }
     let adj_drop = stats::holm(&stats_list.iter().map(|s| s.p_drop).collect::<Vec<_>>());
@@ -428,6 +436,12 @@ fn test_events(
         s.p_rise_adjusted = adj_rise[i];
     }
     (stats_list, event_tests)
+}
+
+/// The loss's cycle within the epoch, in log points (see [`cycle`]).
+fn within_epoch_period(p: &Prepared, ev: &Events, units: LogUnits) -> Option<usize> {
+    let spe = ev.steps_per_epoch?;
+    cycle::within_epoch_period(p, units.points(spe.round() as u64))
 }
 
 /// Each detected drop: at which event (within a tolerance in log points, compared in steps),
@@ -512,7 +526,8 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         dcfg.placement_window = dcfg.placement_window.min(event_tolerance(spe, cfg));
     }
     let detection = detect::detect_prepared(&p, &ev.all_steps(), &dcfg);
-    let (stats_list, event_tests) = test_events(trace, &p, &ev, units, opts);
+    let period = within_epoch_period(&p, &ev, units);
+    let (stats_list, event_tests) = test_events(trace, &p, &ev, units, period, opts);
 
     let spe = ev.steps_per_epoch.map(|v| v.round() as usize).unwrap_or(0);
     let table = signatures::EpochTable::build(trace, &p, spe);
@@ -536,6 +551,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         cfg,
         alpha: opts.alpha,
         spe,
+        period,
     };
     let named = causes::name_all(&facts);
     let drops = explain_drops(&detection, &facts, &named, &spike_episodes);
@@ -612,6 +628,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         units,
         event_tests,
         spike_episodes,
+        within_epoch_period: period.map(|k| units.steps(k)),
     }
 }
 

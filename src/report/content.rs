@@ -388,6 +388,9 @@ pub fn evidence_text(e: &Evidence) -> String {
         Evidence::LastBatchSize { last, typical } => {
             format!("the last batch has {last} examples, the others {typical}")
         }
+        Evidence::WholePeriods { period_steps } => format!(
+            "the loss cycles every {period_steps} steps within the epoch (length-grouped batches), so the test compared means of whole periods on either side of each epoch start"
+        ),
         Evidence::SpikeRecoveries { steps } => format!(
             "{} drop(s) only fall back after a spike (steps {})",
             steps.len(),

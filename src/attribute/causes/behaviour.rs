@@ -90,7 +90,11 @@ fn a_drop_right_after_a_named_last_batch_is_its_recovery_not_an_epoch_start_drop
     let t = with_aftermath(&[0.6], Some(2), 0.5, 2);
     let a = analyze_trace(&t, &AnalyzeOptions::default());
     assert!(a.names(Cause::LastBatch), "{:?}", a.causes);
-    let at_starts: Vec<_> = a.drops.iter().filter(|d| d.step % SPE <= SPE / 20).collect();
+    let at_starts: Vec<_> = a
+        .drops
+        .iter()
+        .filter(|d| d.step % SPE <= SPE / 20)
+        .collect();
     assert!(!at_starts.is_empty(), "{:?}", a.drops);
     for d in at_starts {
         assert_eq!(d.explained_by, Cause::LastBatch, "{d:?}");
@@ -115,6 +119,60 @@ fn without_batch_sizes_only_a_wide_scatter_names_the_last_batch() {
             !a.names(Cause::LastBatch),
             "seed {seed}: {:?}",
             a.last_batch
+        );
+    }
+}
+
+/// Six epochs of 800 steps whose batches are grouped by length: the loss saw-tooths with a
+/// period of 40 steps, starting each epoch at the same phase (long sequences first), with
+/// noise 0.04; each epoch start drops the loss by `drop` log-loss (memorization).
+fn length_grouped(drop: f64, seed: u64) -> Trace {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut t = Trace::new("grouped");
+    let spe = 800;
+    for step in 0..6 * spe {
+        let (epoch, batch) = (step / spe, step % spe);
+        let noise: f64 = StandardNormal.sample(&mut rng);
+        let saw = 0.15 * (0.5 - (batch % 40) as f64 / 40.0);
+        let log =
+            0.8 - 0.2 * step as f64 / (6 * spe) as f64 - drop * epoch as f64 + saw + 0.04 * noise;
+        t.steps.push(StepRecord {
+            step,
+            epoch: Some(epoch),
+            batch: Some(batch),
+            loss: log.exp(),
+            lr: Some(1e-4),
+            batch_size: Some(8),
+        });
+    }
+    t
+}
+
+#[test]
+fn with_length_grouped_batches_both_the_pattern_and_the_epoch_start_drops_are_named() {
+    let a = analyze_trace(&length_grouped(0.06, 5), &AnalyzeOptions::default());
+    assert_eq!(a.within_epoch_period, Some(40));
+    assert!(a.names(Cause::DataOrder), "{:?}", a.causes);
+    let f = a
+        .finding(Cause::EpochBoundary)
+        .expect("the staircase is named");
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| matches!(e, Evidence::WholePeriods { period_steps: 40 })),
+        "{:?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn a_cycle_in_phase_with_the_epoch_is_not_an_epoch_start_drop() {
+    for seed in 6..12 {
+        let a = analyze_trace(&length_grouped(0.0, seed), &AnalyzeOptions::default());
+        assert!(
+            !a.names(Cause::EpochBoundary),
+            "seed {seed}: {:?}",
+            a.causes
         );
     }
 }

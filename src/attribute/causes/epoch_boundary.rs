@@ -1,7 +1,7 @@
 //! `epoch_boundary`: drops at epoch starts, as memorized examples come round again.
 
 use super::super::Cause;
-use super::super::evidence::Direction;
+use super::super::evidence::{Direction, Evidence};
 use super::{CauseRule, DropFacts, Facts, Finding, Named, Tier, event_type};
 use crate::events::EventKind;
 
@@ -26,7 +26,13 @@ impl CauseRule for EpochBoundary {
         if named.has(Cause::RunningMeanArtifact) {
             return None;
         }
-        event_type::name(facts, EventKind::EpochStart, self.cause(), Direction::Drop)
+        let mut f = event_type::name(facts, EventKind::EpochStart, self.cause(), Direction::Drop)?;
+        if let Some(k) = facts.period {
+            f.finding.evidence.push(Evidence::WholePeriods {
+                period_steps: facts.units.steps(k),
+            });
+        }
+        Some(f)
     }
 
     fn claim(&self, d: &DropFacts, _: &Facts, named: &Named) -> Option<Tier> {

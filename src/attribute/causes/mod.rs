@@ -138,6 +138,8 @@ pub struct Facts<'a> {
     pub alpha: f64,
     /// Steps per epoch, rounded (0 without epochs).
     pub spe: usize,
+    /// The loss's cycle within the epoch, in log points.
+    pub period: Option<usize>,
 }
 
 impl Facts<'_> {
