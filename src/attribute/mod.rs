@@ -438,10 +438,10 @@ fn test_events(
     (stats_list, event_tests)
 }
 
-/// The loss's cycle within the epoch, in log points (see [`cycle`]).
-fn within_epoch_period(p: &Prepared, ev: &Events, units: LogUnits) -> Option<usize> {
-    let spe = ev.steps_per_epoch?;
-    cycle::within_epoch_period(p, units.points(spe.round() as u64))
+/// The loss's cycle within the epoch, in log points (see [`cycle`]); `steps_per_epoch`
+/// counts log points.
+fn within_epoch_period(p: &Prepared, ev: &Events) -> Option<usize> {
+    cycle::within_epoch_period(p, ev.steps_per_epoch?.round() as usize)
 }
 
 /// Each detected drop: at which event (within a tolerance in log points, compared in steps),
@@ -526,7 +526,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         dcfg.placement_window = dcfg.placement_window.min(event_tolerance(spe, cfg));
     }
     let detection = detect::detect_prepared(&p, &ev.all_steps(), &dcfg);
-    let period = within_epoch_period(&p, &ev, units);
+    let period = within_epoch_period(&p, &ev);
     let (stats_list, event_tests) = test_events(trace, &p, &ev, units, period, opts);
 
     let spe = ev.steps_per_epoch.map(|v| v.round() as usize).unwrap_or(0);

@@ -40,6 +40,7 @@ fn cause(a: &TraceAnalysis, f: &CauseFinding) -> Value {
         "basis": name(&f.basis()),
         "drops_explained": content::drops_explained(a, f.cause),
         "evidence": content::cause_evidence(a, f),
+        "evidence_data": f.evidence,
         "advice": f.cause.advice(),
     })
 }
@@ -180,7 +181,10 @@ fn signatures(a: &TraceAnalysis) -> Value {
         "last_batch": a.last_batch.as_ref().map_or(Value::Null, |l| json!({
             "median_z": num(l.median_z), "median_effect_log": num(l.median_effect_log),
             "p_value": num(l.p_value), "epochs": l.epochs,
+            "spread_ratio": num(l.spread_ratio), "spread_p": num(l.spread_p),
+            "spread_positions": l.spread_positions,
         })),
+        "within_epoch_period_steps": a.within_epoch_period,
     })
 }
 

@@ -232,3 +232,34 @@ fn the_bench_corpus_lists_the_same_cases_and_answers() {
     let ids = |m: &[(&str, &str)]| m.iter().map(|x| x.0.to_string()).collect::<Vec<_>>();
     assert_eq!(ids(KNOWN_MISSES), ids(BENCH_MISSES));
 }
+
+#[test]
+fn a_length_grouped_fine_tune_has_its_staircase_measured_over_whole_periods() {
+    // hf_qlora: a 50-step cycle from length-grouped batches on top of an epoch staircase
+    // of about -18% (README: per boundary -2% to -29%, from windows averaged over whole
+    // periods). Measured over whole periods the type-level test names it at high
+    // confidence with about that effect; a line through points sees the cycle's phase.
+    let doc = investigate("hf_qlora_25ep_groupbylen.trainer_state.json");
+    assert_eq!(
+        doc["signatures"]["within_epoch_period_steps"], 50,
+        "{}",
+        doc["signatures"]
+    );
+    let eb = doc["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cause"] == "epoch_boundary")
+        .expect("epoch_boundary is named");
+    assert_eq!(eb["level"], "high", "{eb}");
+    let effect = eb["effect_log"]["estimate"].as_f64().unwrap();
+    assert!((-0.4..=-0.1).contains(&effect), "{eb}");
+    assert!(
+        eb["evidence_data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "whole_periods" && e["period_steps"] == 50),
+        "{eb}"
+    );
+}
