@@ -296,10 +296,6 @@ pub const CORPUS: &[CorpusCase] = &[
 /// their expectation stays as it is. Each with the reason.
 pub const KNOWN_MISSES: &[(&str, &str)] = &[
     (
-        "hf_nsllm_cpt_1ep",
-        "a -2.1% change at step 55, inside the LR warm-up of a very quiet log, is named unexplained: early-training over-sensitivity (issue 12 item 5)",
-    ),
-    (
         "pl_slm_lm_10ep",
         "names a weak epoch_boundary (medium, -3.6% from the eighth epoch start) that the evidence allows only at low confidence",
     ),

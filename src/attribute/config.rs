@@ -87,6 +87,18 @@ pub struct AttributionConfig {
     pub spike_max_steps: u64,
     /// Log points. The level before a spike is the median of this many points before it.
     pub spike_baseline_points: usize,
+    /// Log points. A drop no larger than the curve's own fall over this many points just
+    /// before it is a bend (the fall slowing, as at the end of an LR warm-up), not a
+    /// sudden drop, and asks for no cause. Reason: two lines meeting at a bend differ by
+    /// about the fall of the point or two the bend is smeared over, and a fast early fall
+    /// then looks like a drop of several noise sigmas on a quiet log (hf_nsllm: −2.1 % where
+    /// the loss had been falling 1 % per point and then flattened); a real step is several
+    /// points' fall, and late in training, where the fall is slow, nothing changes.
+    pub bend_points: f64,
+    /// Log points. The curve's fall before a drop is the slope of a line through this many
+    /// points (fewer at the start of the log, at least 5). Reason: long enough that the
+    /// slope's noise is a few percent of the per-point noise, short enough to be local.
+    pub bend_slope_points: usize,
 }
 
 impl Default for AttributionConfig {
@@ -110,6 +122,8 @@ impl Default for AttributionConfig {
             spike_min_points: 3,
             spike_max_steps: 2000,
             spike_baseline_points: 20,
+            bend_points: 3.0,
+            bend_slope_points: 20,
         }
     }
 }

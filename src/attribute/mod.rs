@@ -227,8 +227,9 @@ pub struct ExplainedDrop {
     /// The event it sits at, if any: for a drop an event cause explains, the nearest event
     /// of that cause's kind (so the two columns of a drop table never disagree).
     pub event: Option<EventKind>,
-    /// Smaller than [`AttributionConfig::min_effect_log`]: detected, but too small to ask
-    /// for a cause (`explained_by` is `none`).
+    /// Detected, but too small to ask for a cause (`explained_by` is `none`): under
+    /// [`AttributionConfig::min_effect_log`], within the noise of an interval log, or no
+    /// larger than the curve's own fall just before it ([`AttributionConfig::bend_points`]).
     #[serde(default)]
     pub minor: bool,
 }
@@ -444,6 +445,33 @@ fn within_epoch_period(p: &Prepared, ev: &Events) -> Option<usize> {
     cycle::within_epoch_period(p, ev.steps_per_epoch?.round() as usize)
 }
 
+/// Fewest points a line before a drop is fitted through (fewer: no slope, no bend).
+const MIN_BEND_POINTS: usize = 5;
+/// The slope before a drop counts only when this many standard errors below zero.
+const BEND_SLOPE_Z: f64 = 2.0;
+
+/// Whether drop `d` is no larger than the curve's own fall over `bend_points` points
+/// just before it (see [`AttributionConfig::bend_points`]).
+fn is_bend(p: &Prepared, d: &detect::LossDrop, cfg: &AttributionConfig) -> bool {
+    let end = d.index.min(p.len());
+    let from = end.saturating_sub(cfg.bend_slope_points);
+    // Before winsorizing: the winsorizer clips a fast early fall towards the trend.
+    let (xs, ys): (Vec<f64>, Vec<f64>) = (from..end)
+        .filter(|&i| p.log_loss(i).is_some())
+        .map(|i| (i as f64, p.raw(i)))
+        .unzip();
+    if xs.len() < MIN_BEND_POINTS {
+        return false;
+    }
+    let Some((_, slope, rss)) = stats::fit_line(&xs, &ys) else {
+        return false;
+    };
+    let mx = stats::mean(&xs);
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let se = (rss / (xs.len() as f64 - 2.0) / sxx).sqrt();
+    slope < -BEND_SLOPE_Z * se && d.log <= -slope * cfg.bend_points
+}
+
 /// Each detected drop: at which event (within a tolerance in log points, compared in steps),
 /// and so explained by which cause (see [`causes::explain`]).
 fn explain_drops(
@@ -480,7 +508,8 @@ fn explain_drops(
             },
             in_episode,
             minor: d.log < cfg.min_effect_log
-                || (k > 1 && d.log < cfg.min_drop_noise_sigmas * detection.noise_sigma),
+                || (k > 1 && d.log < cfg.min_drop_noise_sigmas * detection.noise_sigma)
+                || is_bend(facts.p, d, cfg),
             ev,
         };
         let explained_by = causes::explain(&df, facts, named);

@@ -209,9 +209,9 @@ pub fn detect_prepared(p: &Prepared, events: &[u64], cfg: &DetectConfig) -> Dete
 fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<select::Change> {
     let shapes = scan::shapes(&cfg.scales, cfg.long_ratio, cfg.max_window);
     let (down, up) = scan::scan(p, &shapes, reach, cfg.z_candidate);
-    let cands: Vec<(usize, bool)> = scan::suppress(down, 4)
+    let cands: Vec<(usize, bool)> = scan::suppress_clusters(down, 4)
         .iter()
-        .map(|c| (c.at, true))
+        .map(|(_, cluster)| (select::stand_in(p, cluster, true, reach, cfg), true))
         .chain(scan::suppress(up, 4).iter().map(|c| (c.at, false)))
         .collect();
     let mut pool: Vec<usize> = cands.iter().filter(|c| c.1).map(|c| c.0).collect();

@@ -215,11 +215,23 @@ fn push_refined(
 
 /// Keeps the strongest candidate of each cluster: a weaker one is dropped when it lies
 /// within half the short side of a stronger one's window shape (and `min_sep` at least).
-pub(crate) fn suppress(mut cands: Vec<Candidate>, min_sep: usize) -> Vec<Candidate> {
+pub(crate) fn suppress(cands: Vec<Candidate>, min_sep: usize) -> Vec<Candidate> {
+    suppress_clusters(cands, min_sep)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// As [`suppress`], with the positions of each kept candidate's cluster (itself first,
+/// then the weaker ones it suppressed, strongest first).
+pub(crate) fn suppress_clusters(
+    mut cands: Vec<Candidate>,
+    min_sep: usize,
+) -> Vec<(Candidate, Vec<usize>)> {
     cands.sort_by(|a, b| b.fit.z.abs().total_cmp(&a.fit.z.abs()));
-    let mut kept: Vec<Candidate> = Vec::new();
+    let mut kept: Vec<(Candidate, Vec<usize>)> = Vec::new();
     for c in cands {
-        let clash = kept.iter().any(|k| {
+        let clash = kept.iter().position(|(k, _)| {
             let sep = (k
                 .shape
                 .left
@@ -229,11 +241,15 @@ pub(crate) fn suppress(mut cands: Vec<Candidate>, min_sep: usize) -> Vec<Candida
             .max(min_sep);
             k.at.abs_diff(c.at) < sep
         });
-        if !clash {
-            kept.push(c);
+        match clash {
+            Some(i) => kept[i].1.push(c.at),
+            None => {
+                let at = c.at;
+                kept.push((c, vec![at]));
+            }
         }
     }
-    kept.sort_by_key(|c| c.at);
+    kept.sort_by_key(|(c, _)| c.at);
     kept
 }
 

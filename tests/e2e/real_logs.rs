@@ -140,10 +140,6 @@ const CASES: &[Case] = &[
 /// Cases whose expectation dropscope does not meet yet, each with the reason.
 const KNOWN_MISSES: &[(&str, &str)] = &[
     (
-        "hf_nsllm_cpt_1ep",
-        "a -2.1% change at step 55, inside the LR warm-up of a very quiet log, is named unexplained: early-training over-sensitivity (issue 12 item 5)",
-    ),
-    (
         "pl_slm_lm_10ep",
         "names a weak epoch_boundary (medium, -3.6% from the eighth epoch start) that the evidence allows only at low confidence",
     ),

@@ -184,3 +184,53 @@ fn a_cycle_in_phase_with_the_epoch_is_not_an_epoch_start_drop() {
         );
     }
 }
+
+/// A quiet log written every 5 steps (noise 0.002 per point) that falls fast and steadily
+/// during an LR warm-up, 1% a point, and flattens at once at step `kink` (as hf_nsllm does
+/// at step 55), with a drop of `drop` log-loss planted at step `drop_at`.
+fn warmup(kink: u64, drop: f64, drop_at: u64, seed: u64) -> Trace {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut t = Trace::new("warmup");
+    for step in (5..2000u64).step_by(5) {
+        let noise: f64 = StandardNormal.sample(&mut rng);
+        let fall = if step < kink {
+            0.002 * step as f64
+        } else {
+            0.002 * kink as f64 + 0.02 * (step - kink) as f64 / 1945.0
+        };
+        let planted = if step >= drop_at { drop } else { 0.0 };
+        t.steps.push(StepRecord {
+            step,
+            epoch: None,
+            batch: None,
+            loss: (0.85 - fall - planted + 0.002 * noise).exp(),
+            lr: Some(5e-5 * (step as f64 / kink as f64).min(1.0)),
+            batch_size: None,
+        });
+    }
+    t
+}
+
+#[test]
+fn the_fall_of_a_warm_up_flattening_is_no_sudden_drop() {
+    for seed in 0..5 {
+        let a = analyze_trace(&warmup(55, 0.0, 0, seed), &AnalyzeOptions::default());
+        assert!(a.unexplained_drops.is_empty(), "seed {seed}: {:?}", a.drops);
+    }
+}
+
+#[test]
+fn a_large_drop_early_in_training_is_still_found() {
+    // 5% at the 40th point of an 80-point fall of 1% a point: five points' fall at once,
+    // with a bend 40 points after it that every window longer than that crosses.
+    for seed in 0..5 {
+        let a = analyze_trace(&warmup(400, 0.05, 200, seed), &AnalyzeOptions::default());
+        assert!(
+            a.drops
+                .iter()
+                .any(|d| d.step.abs_diff(200) <= 10 && d.explained_by == Cause::Unexplained),
+            "seed {seed}: {:?}",
+            a.drops
+        );
+    }
+}
