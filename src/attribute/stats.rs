@@ -5,7 +5,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, FisherSnedecor, Normal};
+use statrs::distribution::{Beta, ContinuousCDF, FisherSnedecor, Normal};
 
 /// An estimate with a confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -187,6 +187,77 @@ pub fn mann_kendall(y: &[f64]) -> (f64, f64) {
     (s, 2.0 * normal_sf(z.abs()))
 }
 
+/// Largest lag-1 autocorrelation [`ar1_of_residuals`] returns: keeps the variance factor
+/// finite.
+const MAX_AR1: f64 = 0.95;
+
+/// The lag-1 autocorrelation of a series' noise, as an AR(1) coefficient: the
+/// autocorrelation of its residuals about its Theil-Sen line, with the first-order
+/// small-sample bias of that estimate removed (E r1 = phi - (1 + 3 phi) / n, Marriott and
+/// Pope 1954), clamped to [0, 0.95]. Negative estimates give 0: the correction never makes a
+/// test more liberal. Fewer than 4 points, or no noise at all, give 0.
+pub fn ar1_of_residuals(y: &[f64]) -> f64 {
+    let n = y.len();
+    if n < 4 {
+        return 0.0;
+    }
+    let slope = theil_sen(y);
+    let r: Vec<f64> = y
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v - slope * i as f64)
+        .collect();
+    let m = mean(&r);
+    let ss: f64 = r.iter().map(|v| (v - m).powi(2)).sum();
+    // Residuals at rounding level (an exactly straight line) carry no noise to correlate.
+    let scale = y
+        .iter()
+        .fold(0.0f64, |a, v| a.max(v.abs()))
+        .max(f64::MIN_POSITIVE);
+    if ss.is_nan() || ss <= n as f64 * (1e-9 * scale).powi(2) {
+        return 0.0;
+    }
+    let r1 = r.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum::<f64>() / ss;
+    let nf = n as f64;
+    (r1 + (1.0 + 3.0 * r1) / nf).clamp(0.0, MAX_AR1)
+}
+
+/// Hamed and Rao's (1998) factor n/n* on the variance of Mann-Kendall's S for `n` points
+/// whose noise is AR(1) with coefficient `phi`: 1 + 2 / (n (n-1) (n-2)) times the sum over
+/// lags k of (n-k)(n-k-1)(n-k-2) rho_k, with rho_k = (6/pi) asin(phi^k / 2) the rank
+/// correlation of two normal points phi^k correlated. 1 for independent points.
+pub fn mk_variance_factor_ar1(n: usize, phi: f64) -> f64 {
+    if n < 3 || phi <= 0.0 {
+        return 1.0;
+    }
+    let nf = n as f64;
+    let sum: f64 = (1..n - 2)
+        .map(|k| {
+            let kf = k as f64;
+            let rho = 6.0 / std::f64::consts::PI * (phi.powi(k as i32) / 2.0).asin();
+            (nf - kf) * (nf - kf - 1.0) * (nf - kf - 2.0) * rho
+        })
+        .sum();
+    (1.0 + 2.0 * sum / (nf * (nf - 1.0) * (nf - 2.0))).max(1.0)
+}
+
+/// Mann-Kendall with its variance widened for serially correlated points (Hamed and Rao
+/// 1998, with the AR(1) coefficient of [`ar1_of_residuals`]): successive validation points
+/// of one training run are correlated (the model changes little from one epoch to the
+/// next), and the plain test, which assumes independent points, then finds rises in a flat
+/// curve's slow wander. Returns (S, two-sided p, the AR(1) coefficient used).
+pub fn mann_kendall_ar1(y: &[f64]) -> (f64, f64, f64) {
+    let (s, p) = mann_kendall(y);
+    let phi = ar1_of_residuals(y);
+    if phi <= 0.0 || s == 0.0 {
+        return (s, p, phi);
+    }
+    let nf = y.len() as f64;
+    let var = nf * (nf - 1.0) * (2.0 * nf + 5.0) / 18.0 * mk_variance_factor_ar1(y.len(), phi);
+    let z = (s.abs() - 1.0) / var.sqrt();
+    (s, 2.0 * normal_sf(z), phi)
+}
+
 /// Theil-Sen slope: the median of pairwise slopes, robust to a stray point.
 pub fn theil_sen(y: &[f64]) -> f64 {
     let mut slopes = Vec::new();
@@ -208,6 +279,37 @@ pub fn f_sf(f: f64, d1: f64, d2: f64) -> f64 {
     match FisherSnedecor::new(d1, d2) {
         Ok(d) if f.is_finite() => d.sf(f.max(0.0)),
         _ => 1.0,
+    }
+}
+
+/// Clopper-Pearson (exact binomial) interval of coverage `level` for `k` successes in `n`
+/// trials: conservative, and never outside [0, 1] (k = 0 gives a lower bound of 0).
+pub fn clopper_pearson(k: usize, n: usize, level: f64) -> Interval {
+    if n == 0 {
+        return Interval {
+            estimate: f64::NAN,
+            low: 0.0,
+            high: 1.0,
+            level,
+        };
+    }
+    let (kf, nf) = (k.min(n) as f64, n as f64);
+    let tail = (1.0 - level) / 2.0;
+    let low = if k == 0 {
+        0.0
+    } else {
+        Beta::new(kf, nf - kf + 1.0).map_or(0.0, |b| b.inverse_cdf(tail))
+    };
+    let high = if k >= n {
+        1.0
+    } else {
+        Beta::new(kf + 1.0, nf - kf).map_or(1.0, |b| b.inverse_cdf(1.0 - tail))
+    };
+    Interval {
+        estimate: kf / nf,
+        low,
+        high,
+        level,
     }
 }
 
@@ -249,6 +351,52 @@ mod tests {
         assert!(mann_kendall(&rise).1 < 0.001);
         let flat = [1.0, 1.2, 0.9, 1.1, 1.0, 0.95, 1.05];
         assert!(mann_kendall(&flat).1 > 0.2);
+    }
+
+    #[test]
+    fn serial_correlation_widens_mann_kendall_and_independent_noise_does_not() {
+        // A rise with a slow wander about it: each residual mostly the one before it.
+        let wander: Vec<f64> = (0..14)
+            .map(|i| 1.0 + 0.004 * i as f64 + 0.02 * (i as f64 / 2.0).sin())
+            .collect();
+        let (s, p_plain) = mann_kendall(&wander);
+        let (s2, p, phi) = mann_kendall_ar1(&wander);
+        assert_eq!(s, s2);
+        assert!(phi > 0.0 && p > p_plain, "phi {phi}, p {p} vs {p_plain}");
+        // Alternating noise is negatively correlated: no correction, never a smaller p.
+        let alt: Vec<f64> = (0..12)
+            .map(|i| 0.01 * i as f64 + if i % 2 == 0 { 0.02 } else { -0.02 })
+            .collect();
+        assert_eq!(ar1_of_residuals(&alt), 0.0);
+        assert_eq!(mann_kendall_ar1(&alt).1, mann_kendall(&alt).1);
+        // An exactly straight line has no noise to correlate.
+        let line: Vec<f64> = (0..6).map(|i| 0.45 + 0.05 * i as f64).collect();
+        assert_eq!(ar1_of_residuals(&line), 0.0);
+    }
+
+    #[test]
+    fn the_hamed_rao_factor_is_one_without_correlation_and_grows_with_it() {
+        assert_eq!(mk_variance_factor_ar1(10, 0.0), 1.0);
+        let f3 = mk_variance_factor_ar1(20, 0.3);
+        let f6 = mk_variance_factor_ar1(20, 0.6);
+        assert!(1.0 < f3 && f3 < f6, "{f3} {f6}");
+        // Large n: close to 1 + 2 sum_k rho_k (about 1.8 for phi = 0.3).
+        let big = mk_variance_factor_ar1(2000, 0.3);
+        assert!((big - 1.8).abs() < 0.1, "{big}");
+    }
+
+    #[test]
+    fn clopper_pearson_matches_the_exact_binomial_interval() {
+        // Reference values: R's binom.test(k, n)$conf.int.
+        let iv = clopper_pearson(5, 100, 0.95);
+        assert!((iv.low - 0.01643).abs() < 1e-4, "{iv:?}");
+        assert!((iv.high - 0.11284).abs() < 1e-4, "{iv:?}");
+        let zero = clopper_pearson(0, 100, 0.95);
+        assert_eq!(zero.low, 0.0);
+        assert!((zero.high - 0.03622).abs() < 1e-4, "{zero:?}");
+        let all = clopper_pearson(20, 20, 0.95);
+        assert_eq!(all.high, 1.0);
+        assert!((all.low - 0.83157).abs() < 1e-4, "{all:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod data;
 pub mod device;
 pub mod model;
+pub mod overfit_bench;
 pub mod parallel;
 pub mod schedule;
 pub mod train;

@@ -547,6 +547,120 @@ fn bench_sweep_prints_cell_steps_against_one_cell() {
 }
 
 #[test]
+fn bench_overfit_counts_each_seeds_verdict_as_the_report_gives_it() {
+    let d = temp_dir("bench-overfit");
+    let runs = d.join("runs");
+    let o = run(&[
+        "bench",
+        "overfit",
+        "--seeds",
+        "4",
+        "--seed",
+        "7",
+        "--controls",
+        "2",
+        "--epochs",
+        "8",
+        "--jobs",
+        "2",
+        "--quiet",
+        "--out",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let row = |label: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {label}")))
+            .unwrap_or_else(|| panic!("no row '{label}' in:\n{text}"))
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let fresh = row("fresh every epoch (cannot overfit)");
+    assert_eq!(
+        (fresh[2].as_str(), fresh[3].as_str()),
+        ("seeds 7-10", "4"),
+        "{text}"
+    );
+    let counted: usize = [4, 6, 7, 8, 9]
+        .iter()
+        .map(|&i| fresh[i].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(
+        counted, 4,
+        "verdicts and failures add up to the seeds: {text}"
+    );
+    assert!(
+        fresh[5].ends_with(']') && fresh[5].contains("% ["),
+        "{text}"
+    );
+    let control = row("fixed 480 examples (control)");
+    assert_eq!(
+        (control[2].as_str(), control[3].as_str()),
+        ("seeds 7-8", "2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not measured: fewer than 100 cells"),
+        "{text}"
+    );
+    assert!(text.contains("detection rate on the control:"), "{text}");
+
+    // The verdicts are those `report` gives the same run folders.
+    for (folder, label) in [("fresh-data", "fresh"), ("fixed-data", "control")] {
+        let rep = d.join(format!("report-{folder}"));
+        let o = run(&[
+            "report",
+            runs.join(folder).to_str().unwrap(),
+            "--out",
+            rep.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let json: serde_json::Value =
+            serde_json::from_str(&read(&rep.join("report.json"))).unwrap();
+        let called = json["arms"][0]["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["analysis"]["overfitting"]["verdict"] == "overfitting")
+            .count();
+        let r = row(if label == "fresh" {
+            "fresh every epoch (cannot overfit)"
+        } else {
+            "fixed 480 examples (control)"
+        });
+        assert_eq!(r[4], called.to_string(), "{folder}: {text}");
+    }
+
+    // Without --out the run folders are temporary; --json carries the same counts.
+    let o = run(&[
+        "bench",
+        "overfit",
+        "--seeds",
+        "3",
+        "--controls",
+        "0",
+        "--epochs",
+        "5",
+        "--jobs",
+        "1",
+        "--quiet",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["fresh"]["seeds"], serde_json::json!([1, 2, 3]));
+    assert_eq!(v["fresh"]["analysed"], 3);
+    assert!(v["control"].is_null());
+    let sum: u64 = ["overfitting", "not_overfitting", "plateau", "unknown"]
+        .iter()
+        .map(|k| v["fresh"][k].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, 3, "{v}");
+}
+
+#[test]
 fn a_bad_scenario_is_one_line_naming_file_line_and_field_with_exit_2() {
     let d = temp_dir("run-bad");
     let p = d.join("bad.toml");
