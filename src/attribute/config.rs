@@ -99,6 +99,22 @@ pub struct AttributionConfig {
     /// points (fewer at the start of the log, at least 5). Reason: long enough that the
     /// slope's noise is a few percent of the per-point noise, short enough to be local.
     pub bend_slope_points: usize,
+    /// Standard errors. The slope before a drop counts as a fall only this far below zero
+    /// (and with at least 5 points). Reason: on a flat, noisy stretch the fitted slope is
+    /// never exactly zero, and its noise must not declare a real drop a bend.
+    pub bend_slope_z: f64,
+    /// Adjusted p and share of events. An event cause is named at high confidence when its
+    /// type-level p is at most `high_p` and at least `high_share` of its events show it on
+    /// their own; at medium when p is at most 0.05. Reason: a cause that shows at half its
+    /// events with p ≤ 1% is past doubt; at 5% it is a finding to confirm.
+    pub high_p: f64,
+    pub high_share: f64,
+    /// The running-mean test (see `causes/running_mean.rs`).
+    pub running_mean: super::causes::RunningMeanConfig,
+    /// The data-order test (see `causes/data_order.rs`).
+    pub data_order: super::causes::DataOrderConfig,
+    /// The last-batch tests (see `causes/last_batch.rs`).
+    pub last_batch: super::causes::LastBatchConfig,
 }
 
 impl Default for AttributionConfig {
@@ -124,6 +140,12 @@ impl Default for AttributionConfig {
             spike_baseline_points: 20,
             bend_points: 3.0,
             bend_slope_points: 20,
+            bend_slope_z: 2.0,
+            high_p: 0.01,
+            high_share: 0.5,
+            running_mean: Default::default(),
+            data_order: Default::default(),
+            last_batch: Default::default(),
         }
     }
 }

@@ -445,10 +445,9 @@ fn within_epoch_period(p: &Prepared, ev: &Events) -> Option<usize> {
     cycle::within_epoch_period(p, ev.steps_per_epoch?.round() as usize)
 }
 
-/// Fewest points a line before a drop is fitted through (fewer: no slope, no bend).
+/// Fewest points a line before a drop is fitted through: with fewer its slope's standard
+/// error is too rough to test (three degrees of freedom).
 const MIN_BEND_POINTS: usize = 5;
-/// The slope before a drop counts only when this many standard errors below zero.
-const BEND_SLOPE_Z: f64 = 2.0;
 
 /// Whether drop `d` is no larger than the curve's own fall over `bend_points` points
 /// just before it (see [`AttributionConfig::bend_points`]).
@@ -469,7 +468,7 @@ fn is_bend(p: &Prepared, d: &detect::LossDrop, cfg: &AttributionConfig) -> bool 
     let mx = stats::mean(&xs);
     let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
     let se = (rss / (xs.len() as f64 - 2.0) / sxx).sqrt();
-    slope < -BEND_SLOPE_Z * se && d.log <= -slope * cfg.bend_points
+    slope < -cfg.bend_slope_z * se && d.log <= -slope * cfg.bend_points
 }
 
 /// Each detected drop: at which event (within a tolerance in log points, compared in steps),

@@ -8,20 +8,38 @@ use crate::detect::DropShape;
 
 pub struct DataOrder;
 
-/// p-value of the position-in-epoch F test below which the pattern is real: strict, since
-/// a smooth curve folded by epochs always leaves some structure.
-const MAX_P: f64 = 1e-3;
-/// Share of within-epoch variation the position must explain to matter.
-const MIN_ETA_SQUARED: f64 = 0.05;
-/// Correlation of the pattern between even and odd epochs: it must repeat.
-const MIN_SPLIT_HALF_R: f64 = 0.5;
-/// Beyond these the pattern is strong and stable (high confidence).
-const HIGH_ETA_SQUARED: f64 = 0.2;
-const HIGH_SPLIT_HALF_R: f64 = 0.8;
+/// The data-order test's thresholds (a field of [`AttributionConfig`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataOrderConfig {
+    /// p-value of the position-in-epoch F test below which the pattern is real. Default
+    /// 1e-3: strict, since a smooth curve folded by epochs always leaves some structure.
+    pub max_p: f64,
+    /// Share of within-epoch variation the position must explain to matter. Default 0.05.
+    pub min_eta_squared: f64,
+    /// Correlation of the pattern between even and odd epochs: it must repeat. Default 0.5.
+    pub min_split_half_r: f64,
+    /// Beyond these the pattern is strong and stable (high confidence). Defaults 0.2, 0.8.
+    pub high_eta_squared: f64,
+    pub high_split_half_r: f64,
+}
+
+impl Default for DataOrderConfig {
+    fn default() -> Self {
+        DataOrderConfig {
+            max_p: 1e-3,
+            min_eta_squared: 0.05,
+            min_split_half_r: 0.5,
+            high_eta_squared: 0.2,
+            high_split_half_r: 0.8,
+        }
+    }
+}
 
 /// Whether a data-order test shows a real, repeating within-epoch pattern.
-pub(crate) fn is_ordered(d: &DataOrderTest) -> bool {
-    d.p_value < MAX_P && d.eta_squared >= MIN_ETA_SQUARED && d.split_half_r >= MIN_SPLIT_HALF_R
+pub(crate) fn is_ordered(d: &DataOrderTest, c: &DataOrderConfig) -> bool {
+    d.p_value < c.max_p
+        && d.eta_squared >= c.min_eta_squared
+        && d.split_half_r >= c.min_split_half_r
 }
 
 impl CauseRule for DataOrder {
@@ -42,7 +60,8 @@ impl CauseRule for DataOrder {
     /// bad last-batch update recover the same way every epoch, so data order must show in
     /// the second half of the epoch as well.
     fn name(&self, facts: &Facts, named: &Named) -> Option<Finding> {
-        let d = facts.data_order.filter(|d| is_ordered(d))?;
+        let c = &facts.cfg.data_order;
+        let d = facts.data_order.filter(|d| is_ordered(d, c))?;
         if named.has(Cause::RunningMeanArtifact) {
             return None;
         }
@@ -51,11 +70,12 @@ impl CauseRule for DataOrder {
             && !facts
                 .table
                 .and_then(|t| signatures::data_order_from(t, t.len / 2))
-                .is_some_and(|d| is_ordered(&d));
+                .is_some_and(|d| is_ordered(&d, c));
         if aftermath_only {
             return None;
         }
-        let level = if d.eta_squared >= HIGH_ETA_SQUARED && d.split_half_r >= HIGH_SPLIT_HALF_R {
+        let level = if d.eta_squared >= c.high_eta_squared && d.split_half_r >= c.high_split_half_r
+        {
             ConfidenceLevel::High
         } else {
             ConfidenceLevel::Medium

@@ -1,16 +1,21 @@
 //! Naming shared by the causes tested at one event type (epoch starts, LR decreases, warm
 //! restarts): the type-level test, else the events that acted on their own.
 
+use super::super::AttributionConfig;
 use super::super::evidence::{Direction, Evidence};
 use super::super::{Cause, ConfidenceLevel, Interval};
 use super::{Facts, Finding, tested};
+
+/// Adjusted p at or under which a named cause is at least medium: the usual 5%. (Above it a
+/// cause can only be named by single events, whose own level holds it.)
+const MEDIUM_P: f64 = 0.05;
 use crate::events::EventKind;
 
 /// Confidence level from an adjusted p-value and the share of events that showed it.
-pub(crate) fn level_of(p_adj: f64, frac: f64) -> ConfidenceLevel {
-    if p_adj <= 0.01 && frac >= 0.5 {
+pub(crate) fn level_of(p_adj: f64, frac: f64, cfg: &AttributionConfig) -> ConfidenceLevel {
+    if p_adj <= cfg.high_p && frac >= cfg.high_share {
         ConfidenceLevel::High
-    } else if p_adj <= 0.05 {
+    } else if p_adj <= MEDIUM_P {
         ConfidenceLevel::Medium
     } else {
         ConfidenceLevel::Low
@@ -60,7 +65,7 @@ pub(crate) fn name(
             finding: tested(
                 cause,
                 1.0 - p_adj,
-                level_of(p_adj, frac),
+                level_of(p_adj, frac, cfg),
                 Some(s.median_effect_log),
                 evidence,
             ),
@@ -81,7 +86,7 @@ pub(crate) fn name(
         finding: tested(
             cause,
             1.0 - best.p_adjusted,
-            level_of(best.p_adjusted, frac).min(ConfidenceLevel::Medium),
+            level_of(best.p_adjusted, frac, cfg).min(ConfidenceLevel::Medium),
             Some(Interval::point(best.jump_log)),
             Vec::new(),
         ),

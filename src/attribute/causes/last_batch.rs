@@ -12,36 +12,64 @@ use crate::events::EventKind;
 
 pub struct LastBatch;
 
-/// With a short last batch on record (evidence before any test), the sign test names it at
-/// the usual 5% when the median last step sits this many noise sigmas high.
-const SHORT_SIGN_P: f64 = 0.05;
-const SHORT_MIN_Z: f64 = 1.5;
-/// ... and the dispersion test at the usual 5% when the last step scatters at least this
-/// many times as widely as the typical position (a batch of a quarter the size scatters
-/// twice as widely; half the size, 1.4 times).
-const SHORT_SPREAD_P: f64 = 0.05;
-const SHORT_MIN_SPREAD: f64 = 1.5;
-/// Without batch sizes in the log, only a strong outlier on unordered data counts: a
-/// stricter level and twice the effect, since nothing else points at the last batch.
-const BLIND_SIGN_P: f64 = 0.01;
-const BLIND_MIN_Z: f64 = 2.0;
-const BLIND_SPREAD_P: f64 = 0.01;
-const BLIND_MIN_SPREAD: f64 = 2.0;
-/// Sign-test p below which the offset is certain (high confidence).
-const HIGH_SIGN_P: f64 = 1e-4;
-/// Spread ratio which, at the dispersion test's strict level, is certain (high confidence).
-const HIGH_SPREAD: f64 = 2.0;
+/// The last-batch tests' thresholds (a field of [`AttributionConfig`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastBatchConfig {
+    /// With a short last batch on record (evidence before any test), the sign test names
+    /// it at this level when the median last step sits `short_min_z` noise sigmas high.
+    /// Defaults 0.05 and 1.5.
+    pub short_sign_p: f64,
+    pub short_min_z: f64,
+    /// ... and the dispersion test at this level when the last step scatters at least
+    /// `short_min_spread` times as widely as the typical position (a batch of a quarter the
+    /// size scatters twice as widely; half the size, 1.4 times). Defaults 0.05 and 1.5.
+    pub short_spread_p: f64,
+    pub short_min_spread: f64,
+    /// Without batch sizes in the log, only a strong outlier on unordered data counts: a
+    /// stricter level and twice the effect, since nothing else points at the last batch.
+    /// Defaults 0.01 and 2.0 for both tests.
+    pub blind_sign_p: f64,
+    pub blind_min_z: f64,
+    pub blind_spread_p: f64,
+    pub blind_min_spread: f64,
+    /// Sign-test p below which the offset is certain (high confidence). Default 1e-4.
+    pub high_sign_p: f64,
+    /// Spread ratio which, at the blind level, is certain (high confidence). Default 2.0.
+    pub high_spread: f64,
+}
+
+impl Default for LastBatchConfig {
+    fn default() -> Self {
+        LastBatchConfig {
+            short_sign_p: 0.05,
+            short_min_z: 1.5,
+            short_spread_p: 0.05,
+            short_min_spread: 1.5,
+            blind_sign_p: 0.01,
+            blind_min_z: 2.0,
+            blind_spread_p: 0.01,
+            blind_min_spread: 2.0,
+            high_sign_p: 1e-4,
+            high_spread: 2.0,
+        }
+    }
+}
 
 /// Which of the two tests hold, at the bar the log's batch sizes set.
-fn holds(lb: &LastBatchTest, short_last: Option<bool>, ordered: bool) -> (bool, bool) {
+fn holds(
+    lb: &LastBatchTest,
+    short_last: Option<bool>,
+    ordered: bool,
+    c: &LastBatchConfig,
+) -> (bool, bool) {
     match short_last {
         Some(true) => (
-            lb.p_value < SHORT_SIGN_P && lb.median_z >= SHORT_MIN_Z,
-            lb.spread_p < SHORT_SPREAD_P && lb.spread_ratio >= SHORT_MIN_SPREAD,
+            lb.p_value < c.short_sign_p && lb.median_z >= c.short_min_z,
+            lb.spread_p < c.short_spread_p && lb.spread_ratio >= c.short_min_spread,
         ),
         None if !ordered => (
-            lb.p_value < BLIND_SIGN_P && lb.median_z.abs() >= BLIND_MIN_Z,
-            lb.spread_p < BLIND_SPREAD_P && lb.spread_ratio >= BLIND_MIN_SPREAD,
+            lb.p_value < c.blind_sign_p && lb.median_z.abs() >= c.blind_min_z,
+            lb.spread_p < c.blind_spread_p && lb.spread_ratio >= c.blind_min_spread,
         ),
         // A last batch as large as the others cannot be the cause; on ordered data the
         // last step is one more position of the pattern.
@@ -64,9 +92,12 @@ impl CauseRule for LastBatch {
 
     fn name(&self, facts: &Facts, _: &Named) -> Option<Finding> {
         let lb = facts.last_batch?;
-        let ordered = facts.data_order.is_some_and(is_ordered);
+        let c = &facts.cfg.last_batch;
+        let ordered = facts
+            .data_order
+            .is_some_and(|d| is_ordered(d, &facts.cfg.data_order));
         let short = facts.short_last();
-        let (offset, spread) = holds(lb, short, ordered);
+        let (offset, spread) = holds(lb, short, ordered, c);
         if !offset && !spread {
             return None;
         }
@@ -98,8 +129,8 @@ impl CauseRule for LastBatch {
             (true, false) => lb.p_value,
             _ => lb.spread_p,
         };
-        let certain = (offset && lb.p_value < HIGH_SIGN_P)
-            || (spread && lb.spread_p <= BLIND_SPREAD_P && lb.spread_ratio >= HIGH_SPREAD);
+        let certain = (offset && lb.p_value < c.high_sign_p)
+            || (spread && lb.spread_p <= c.blind_spread_p && lb.spread_ratio >= c.high_spread);
         let level = if certain {
             ConfidenceLevel::High
         } else {

@@ -23,6 +23,10 @@ mod lr_change;
 mod running_mean;
 mod warm_restart;
 
+pub use data_order::DataOrderConfig;
+pub use last_batch::LastBatchConfig;
+pub use running_mean::RunningMeanConfig;
+
 use super::evidence::{EventTest, Evidence, LogUnits};
 use super::signatures::{DataOrderTest, EpochTable, LastBatchTest, RunningMeanTest};
 use super::{AttributionConfig, Cause, CauseFinding, EventStat};

@@ -9,14 +9,32 @@ use crate::trace::LogMode;
 
 pub struct RunningMean;
 
-/// Slope of log |step-to-step change| against log position in the epoch below which the
-/// changes shrink like a running mean's (k^-1; raw losses give k^0): halfway.
-const MAX_SLOPE: f64 = -0.5;
-/// R² of that fit above which the shrinking is the curve's shape, not a few points.
-const MIN_R_SQUARED: f64 = 0.5;
-/// Slope and R² beyond which the fit is a running mean's for certain (high confidence).
-const HIGH_SLOPE: f64 = -0.8;
-const HIGH_R_SQUARED: f64 = 0.8;
+/// The running-mean test's thresholds (a field of [`AttributionConfig`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningMeanConfig {
+    /// Slope of log |step-to-step change| against log position in the epoch below which
+    /// the changes shrink like a running mean's. Default -0.5: halfway between a running
+    /// mean's k^-1 and raw losses' k^0.
+    pub max_slope: f64,
+    /// R² of that fit above which the shrinking is the curve's shape, not a few points.
+    /// Default 0.5.
+    pub min_r_squared: f64,
+    /// Slope and R² beyond which the fit is a running mean's for certain (high
+    /// confidence). Defaults -0.8 and 0.8.
+    pub high_slope: f64,
+    pub high_r_squared: f64,
+}
+
+impl Default for RunningMeanConfig {
+    fn default() -> Self {
+        RunningMeanConfig {
+            max_slope: -0.5,
+            min_r_squared: 0.5,
+            high_slope: -0.8,
+            high_r_squared: 0.8,
+        }
+    }
+}
 
 impl CauseRule for RunningMean {
     fn cause(&self) -> Cause {
@@ -32,9 +50,10 @@ impl CauseRule for RunningMean {
     }
 
     fn name(&self, facts: &Facts, _: &Named) -> Option<Finding> {
+        let c = &facts.cfg.running_mean;
         let r = facts
             .running_mean
-            .filter(|r| r.slope < MAX_SLOPE && r.r_squared > MIN_R_SQUARED)?;
+            .filter(|r| r.slope < c.max_slope && r.r_squared > c.min_r_squared)?;
         let mut evidence = vec![Evidence::ChangesShrink {
             slope: r.slope,
             r_squared: r.r_squared,
@@ -48,7 +67,7 @@ impl CauseRule for RunningMean {
         if facts.trace.log_mode == Some(LogMode::RunningMean) {
             evidence.push(Evidence::LoggedRunningMean);
         }
-        let level = if r.slope < HIGH_SLOPE && r.r_squared > HIGH_R_SQUARED {
+        let level = if r.slope < c.high_slope && r.r_squared > c.high_r_squared {
             ConfidenceLevel::High
         } else {
             ConfidenceLevel::Medium
