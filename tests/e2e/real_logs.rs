@@ -17,6 +17,8 @@ struct Case {
     expected: &'static [&'static str],
     smooth: bool,
     acting_cut: Option<u64>,
+    /// Causes the README's expectation allows at low confidence only.
+    weak_ok: &'static [&'static str],
 }
 
 const CASES: &[Case] = &[
@@ -26,6 +28,7 @@ const CASES: &[Case] = &[
         expected: &["epoch_boundary"],
         smooth: false,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "hf_qlora_25ep_groupbylen",
@@ -35,6 +38,7 @@ const CASES: &[Case] = &[
         expected: &["data_order", "epoch_boundary"],
         smooth: false,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "lf_qwen25_3b_fullft_7ep",
@@ -42,6 +46,7 @@ const CASES: &[Case] = &[
         expected: &["epoch_boundary"],
         smooth: false,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "hf_t5_cnndm_3ep",
@@ -49,6 +54,7 @@ const CASES: &[Case] = &[
         expected: &[],
         smooth: true,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "tb_t5_cnndm_3ep",
@@ -56,6 +62,7 @@ const CASES: &[Case] = &[
         expected: &[],
         smooth: true,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "hf_baichuan2_7b_lora_3ep",
@@ -63,6 +70,7 @@ const CASES: &[Case] = &[
         expected: &[],
         smooth: true,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "d2_medwaste_steplr",
@@ -70,6 +78,7 @@ const CASES: &[Case] = &[
         expected: &[],
         smooth: true,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "d2_nyu_multistep",
@@ -78,6 +87,7 @@ const CASES: &[Case] = &[
         expected: &["lr_change"],
         smooth: false,
         acting_cut: Some(39000),
+        weak_ok: &[],
     },
     Case {
         id: "llmc_gpt2_124m",
@@ -85,6 +95,7 @@ const CASES: &[Case] = &[
         expected: &[],
         smooth: true,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "hf_mistral7b_translator_4ep",
@@ -92,6 +103,7 @@ const CASES: &[Case] = &[
         expected: &["epoch_boundary"],
         smooth: false,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "hf_tinyllama_sft_2ep",
@@ -99,6 +111,7 @@ const CASES: &[Case] = &[
         expected: &[],
         smooth: true,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "hf_nsllm_cpt_1ep",
@@ -106,6 +119,7 @@ const CASES: &[Case] = &[
         expected: &[],
         smooth: true,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "lf_qwen25_7b_medical_lora_3ep",
@@ -113,6 +127,7 @@ const CASES: &[Case] = &[
         expected: &["epoch_boundary"],
         smooth: false,
         acting_cut: None,
+        weak_ok: &[],
     },
     Case {
         id: "pl_slm_lm_10ep",
@@ -120,6 +135,8 @@ const CASES: &[Case] = &[
         expected: &[],
         smooth: true,
         acting_cut: None,
+        // "none (medium); a weak epoch_boundary is also acceptable (low)".
+        weak_ok: &["epoch_boundary"],
     },
     Case {
         id: "d2_orbital_warmup_step",
@@ -127,6 +144,7 @@ const CASES: &[Case] = &[
         expected: &["lr_change"],
         smooth: false,
         acting_cut: Some(1000),
+        weak_ok: &[],
     },
     Case {
         id: "d2_watermeters_twostep",
@@ -134,20 +152,15 @@ const CASES: &[Case] = &[
         expected: &["lr_change"],
         smooth: false,
         acting_cut: Some(1000),
+        weak_ok: &[],
     },
 ];
 
 /// Cases whose expectation dropscope does not meet yet, each with the reason.
-const KNOWN_MISSES: &[(&str, &str)] = &[
-    (
-        "pl_slm_lm_10ep",
-        "names a weak epoch_boundary (medium, -3.6% from the eighth epoch start) that the evidence allows only at low confidence",
-    ),
-    (
-        "d2_watermeters_twostep",
-        "the first cut's excess over the trend (-6.5% on a curve falling ~6% per 100 iterations, 90 points) is not significant to dropscope; the README's reading is low confidence",
-    ),
-];
+const KNOWN_MISSES: &[(&str, &str)] = &[(
+    "d2_watermeters_twostep",
+    "the first cut's excess over the trend (-6.5% on a curve falling ~6% per 100 iterations, 90 points) is not significant to dropscope; the README's reading is low confidence",
+)];
 
 fn investigate(file: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -168,6 +181,7 @@ fn check(case: &Case, doc: &Value) -> Result<(), String> {
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|c| !(case.weak_ok.iter().any(|w| c["cause"] == *w) && c["level"] == "low"))
         .filter_map(|c| c["cause"].as_str())
         .filter(|&c| c != "none" && (case.smooth || c != "unexplained"))
         .map(String::from)

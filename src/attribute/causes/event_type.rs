@@ -28,7 +28,8 @@ pub(crate) fn level_of(p_adj: f64, frac: f64, cfg: &AttributionConfig) -> Confid
 ///   show it on their own z (the median can be pushed past the null by many tiny,
 ///   individually invisible jumps); it then stands on every event of the type;
 /// - else by the events that acted on their own test (the first of several LR cuts, before
-///   the model has converged), at most at medium confidence; it stands on those events.
+///   the model has converged), at most at medium confidence (low when fewer than
+///   `min_share_significant` of the events acted); it stands on those events.
 pub(crate) fn name(
     facts: &Facts,
     kind: EventKind,
@@ -81,12 +82,20 @@ pub(crate) fn name(
         .iter()
         .min_by(|a, b| a.p_adjusted.total_cmp(&b.p_adjusted))?;
     let frac = acted.len() as f64 / s.n_tested.max(1) as f64;
+    // At most medium: the type-level test did not hold. And low when the events that
+    // acted are fewer than the share the type-level test asks for (one epoch start of
+    // nine): a real effect of one event, but weak evidence for a cause of the type.
+    let level = if frac >= cfg.min_share_significant {
+        level_of(best.p_adjusted, frac, cfg).min(ConfidenceLevel::Medium)
+    } else {
+        ConfidenceLevel::Low
+    };
     // The per-event tests are its evidence; the report renders them from `event_tests`.
     Some(Finding {
         finding: tested(
             cause,
             1.0 - best.p_adjusted,
-            level_of(best.p_adjusted, frac, cfg).min(ConfidenceLevel::Medium),
+            level,
             Some(Interval::point(best.jump_log)),
             Vec::new(),
         ),
