@@ -51,8 +51,10 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     let cols = TraceColumns::resolve(name, &table.header, opts)?;
     let mut warnings = Vec::new();
     let mut builder = TraceBuilder::new(trace_name(name));
-    for (line, record) in &table.records {
-        builder.push(cols.row(name, &table.header, *line, record)?);
+    builder.reserve(table.line_count());
+    for row in table.rows() {
+        let (line, record) = row?;
+        builder.push(cols.row(name, &table.header, line, &record)?);
     }
     if builder.steps_len() == 0 {
         return Err(InputError::new(name, "no training loss values in the file"));
@@ -98,12 +100,13 @@ pub fn parse_val(name: &Path, bytes: &[u8]) -> Result<Vec<ValRecord>, InputError
     let accuracy = find(Role::ValAccuracy)?;
     let train_eval = find(Role::TrainLossEval)?;
     let mut out = Vec::new();
-    for (line, record) in &table.records {
+    for row in table.rows() {
+        let (line, record) = row?;
         let cell = Cell {
             name,
             header: h,
-            line: *line,
-            record,
+            line,
+            record: &record,
         };
         let Some(val_loss) = cell.float(Some(val_loss))? else {
             continue;
@@ -122,27 +125,23 @@ pub fn parse_val(name: &Path, bytes: &[u8]) -> Result<Vec<ValRecord>, InputError
     Ok(out)
 }
 
-/// The header and the data records, each with its line number, checked for shape.
-pub(crate) struct Table {
+/// The header, and the data records read one at a time (each with its line number,
+/// checked for shape) so a million-row log is never held as text: only what the caller
+/// keeps of each row stays in memory.
+pub(crate) struct Table<'a> {
     pub header: Vec<String>,
-    pub records: Vec<(u64, StringRecord)>,
+    name: &'a Path,
+    bytes: &'a [u8],
 }
 
-impl Table {
-    pub(crate) fn read(name: &Path, bytes: &[u8]) -> Result<Table, InputError> {
+impl<'a> Table<'a> {
+    pub(crate) fn read(name: &'a Path, bytes: &'a [u8]) -> Result<Table<'a>, InputError> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(InputError::new(name, "empty file"));
         }
         check_line_lengths(name, bytes)?;
-        let mut reader = ReaderBuilder::new()
-            .has_headers(false)
-            // Field counts are checked here, to tell a truncated last line from a bad one.
-            .flexible(true)
-            .delimiter(delimiter(bytes))
-            .from_reader(bytes);
-        let mut records = reader.records().peekable();
-        let header = match records.next() {
+        let header = match reader(bytes).into_records().next() {
             Some(r) => r.map_err(|e| csv_error(name, &e))?,
             None => return Err(InputError::new(name, "empty file")),
         };
@@ -154,19 +153,65 @@ impl Table {
             )
             .at_line(1));
         }
-        let ends_with_newline = bytes.ends_with(b"\n");
-        let mut rows = Vec::new();
-        while let Some(record) = records.next() {
-            let record = record.map_err(|e| csv_error(name, &e))?;
-            let line = record.position().map_or(0, |p| p.line());
-            let is_last = records.peek().is_none();
-            check_width(name, &header, line, &record, is_last && !ends_with_newline)?;
-            rows.push((line, record));
-        }
         Ok(Table {
             header,
-            records: rows,
+            name,
+            bytes,
         })
+    }
+
+    /// Lines in the file: at most one data row each (an upper bound to reserve for).
+    pub(crate) fn line_count(&self) -> usize {
+        self.bytes.iter().filter(|&&b| b == b'\n').count() + 1
+    }
+
+    /// The data records in order, each `(line, record)`; the first error ends them.
+    pub(crate) fn rows(&self) -> Rows<'_> {
+        let mut records = reader(self.bytes).into_records().peekable();
+        records.next(); // the header, checked by `read`
+        Rows {
+            table: self,
+            records,
+            ends_with_newline: self.bytes.ends_with(b"\n"),
+        }
+    }
+}
+
+/// The CSV reader every pass over a table uses.
+fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    ReaderBuilder::new()
+        .has_headers(false)
+        // Field counts are checked here, to tell a truncated last line from a bad one.
+        .flexible(true)
+        .delimiter(delimiter(bytes))
+        .from_reader(bytes)
+}
+
+/// The data records of a [`Table`], read as they are asked for.
+pub(crate) struct Rows<'t> {
+    table: &'t Table<'t>,
+    records: std::iter::Peekable<csv::StringRecordsIntoIter<&'t [u8]>>,
+    ends_with_newline: bool,
+}
+
+impl Iterator for Rows<'_> {
+    type Item = Result<(u64, StringRecord), InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let record = self.records.next()?;
+        let name = self.table.name;
+        Some(record.map_err(|e| csv_error(name, &e)).and_then(|record| {
+            let line = record.position().map_or(0, |p| p.line());
+            let is_last = self.records.peek().is_none();
+            check_width(
+                name,
+                &self.table.header,
+                line,
+                &record,
+                is_last && !self.ends_with_newline,
+            )?;
+            Ok((line, record))
+        }))
     }
 }
 

@@ -109,12 +109,13 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     let lr = given(&opts.lr_col, LR);
     let (val_loss, val_accuracy) = (column(h, &[VAL_LOSS]), column(h, VAL_ACCURACY));
     let mut trace = Trace::new(trace_name(name));
-    for (line, record) in &table.records {
+    for row in table.rows() {
+        let (line, record) = row?;
         let cell = Cell {
             name,
             header: h,
-            line: *line,
-            record,
+            line,
+            record: &record,
         };
         let epoch = cell.required(Some(epoch), parse_u64, "an epoch number")?;
         let Some(loss) = cell.float(Some(loss))? else {

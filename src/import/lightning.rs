@@ -174,12 +174,13 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     let table = Table::read(name, bytes)?;
     let cols = Columns::resolve(name, &table.header, opts)?;
     let mut rows = Rows::default();
-    for (line, record) in &table.records {
+    for row in table.rows() {
+        let (line, record) = row?;
         let cell = Cell {
             name,
             header: &table.header,
-            line: *line,
-            record,
+            line,
+            record: &record,
         };
         read_row(&cols, &cell, &mut rows)?;
     }

@@ -156,12 +156,13 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     let (epoch, lr) = (pick(&opts.epoch_col, EPOCH), pick(&opts.lr_col, LR));
     let (val_loss, val_accuracy) = (column(&names, VAL_LOSS), column(&names, VAL_ACCURACY));
     let mut builder = TraceBuilder::new(trace_name(name));
-    for (line, record) in &table.records {
+    for row in table.rows() {
+        let (line, record) = row?;
         let cell = Cell {
             name,
             header: &names,
-            line: *line,
-            record,
+            line,
+            record: &record,
         };
         let loss = cell.float(Some(loss))?;
         let step = match loss {
