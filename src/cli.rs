@@ -444,6 +444,10 @@ pub enum BenchCommand {
         /// Only the accuracy table, or only the speed table.
         #[arg(long)]
         only: Option<String>,
+        /// The accuracy table with each stage switched off in turn and each z threshold
+        /// moved by ±0.5 (changes from the full detector), instead of the usual tables.
+        #[arg(long)]
+        ablate: bool,
     },
     /// The overfitting verdict's false-positive rate on runs that cannot overfit (a fresh
     /// training set every epoch, label noise, a long plateau), with a 95% interval, and its
@@ -804,8 +808,16 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                 seed,
                 sizes,
                 only,
+                ablate,
             } => {
                 let cfg = crate::detect::DetectConfig::default();
+                if ablate {
+                    println!(
+                        "{}",
+                        crate::detect::bench::ablate(series as usize, seed, &cfg)
+                    );
+                    return Ok(0);
+                }
                 if let Some(o) = only
                     .as_deref()
                     .filter(|o| !["speed", "accuracy"].contains(o))

@@ -165,6 +165,118 @@ impl fmt::Display for AccuracyTable {
     }
 }
 
+/// The detector with one stage switched off, or one threshold moved.
+fn ablation_variants(base: &DetectConfig) -> Vec<(String, DetectConfig)> {
+    let with = |name: &str, f: &dyn Fn(&mut DetectConfig)| {
+        let mut c = base.clone();
+        f(&mut c);
+        (name.to_string(), c)
+    };
+    let mut v = vec![
+        with("all stages", &|_| {}),
+        with("no rescans", &|c| c.rescans = 0),
+        with("no rise filter", &|c| c.rise_filter = false),
+        with("no stand-in", &|c| c.stand_in = false),
+        with("no rescue (joint re-test)", &|c| c.z_joint = 0.0),
+        with("no global search", &|c| c.z_global = 0.0),
+        with("no support (second opinion)", &|c| c.z_support = 0.0),
+    ];
+    type Knob = (&'static str, fn(&mut DetectConfig) -> &mut f64);
+    let knobs: [Knob; 5] = [
+        ("z_threshold", |c| &mut c.z_threshold),
+        ("z_candidate", |c| &mut c.z_candidate),
+        ("z_joint", |c| &mut c.z_joint),
+        ("z_global", |c| &mut c.z_global),
+        ("z_support", |c| &mut c.z_support),
+    ];
+    for (name, field) in knobs {
+        for delta in [-0.5, 0.5] {
+            let mut c = base.clone();
+            *field(&mut c) += delta;
+            v.push((format!("{name} {delta:+}"), c));
+        }
+    }
+    v
+}
+
+/// The accuracy table of each ablation variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AblationTable {
+    pub series: usize,
+    pub seed: u64,
+    pub rows: Vec<(String, AccuracyTable)>,
+}
+
+/// `bench detect --ablate`: the accuracy table with each stage off in turn and each z
+/// threshold moved by ±0.5, on the same series.
+pub fn ablate(series: usize, seed0: u64, base: &DetectConfig) -> AblationTable {
+    AblationTable {
+        series,
+        seed: seed0,
+        rows: ablation_variants(base)
+            .into_iter()
+            .map(|(name, cfg)| (name, accuracy(series, seed0, &cfg)))
+            .collect(),
+    }
+}
+
+impl AblationTable {
+    /// F1 of the cell (difficulty, noise), or its false drops per 10k for clean cells.
+    fn value(t: &AccuracyTable, d: Difficulty, n: NoiseKind) -> f64 {
+        t.cells
+            .iter()
+            .find(|c| c.difficulty == d && c.noise == n)
+            .map_or(f64::NAN, |c| match d {
+                Difficulty::Clean => c.false_per_10k,
+                _ => c.f1,
+            })
+    }
+}
+
+impl fmt::Display for AblationTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Difficulty::*;
+        use NoiseKind::*;
+        let cols = [
+            (Easy, Gaussian),
+            (Easy, StudentT3),
+            (Hard, Gaussian),
+            (Hard, StudentT3),
+            (Clean, Gaussian),
+            (Clean, StudentT3),
+        ];
+        writeln!(
+            f,
+            "ablation: F1 (easy, hard) and false drops per 10k (clean), {} series per cell from seed {}; the first row as measured, the others as changes from it",
+            self.series, self.seed
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+            "variant", "easy G", "easy t3", "hard G", "hard t3", "clean G", "clean t3"
+        )?;
+        let Some((_, base)) = self.rows.first() else {
+            return Ok(());
+        };
+        for (i, (name, t)) in self.rows.iter().enumerate() {
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|&(d, n)| {
+                    let v = Self::value(t, d, n);
+                    let w = if d == Clean { 9 } else { 8 };
+                    if i == 0 {
+                        format!("{v:>w$.3}")
+                    } else {
+                        format!("{:>+w$.3}", v - Self::value(base, d, n))
+                    }
+                })
+                .collect();
+            writeln!(f, "{name:<28} {}", cells.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpeedRow {
     pub n: usize,
@@ -253,5 +365,26 @@ mod tests {
         assert!(text.contains("student-t3") && text.contains("clean"));
         let s = speed(&[1000], &DetectConfig::default());
         assert!(s.rows[0].points_per_second > 0.0);
+    }
+
+    #[test]
+    fn the_ablation_switches_each_stage_off_and_moves_each_threshold_both_ways() {
+        let base = DetectConfig::default();
+        let v = ablation_variants(&base);
+        assert_eq!(v[0].1, base);
+        // Every variant differs from the full detector, and no two are the same.
+        for (i, (name, c)) in v.iter().enumerate().skip(1) {
+            assert_ne!(*c, base, "{name}");
+            assert!(v[..i].iter().all(|(_, d)| d != c), "{name} repeats");
+        }
+        let off = |n: &str| v.iter().find(|(name, _)| name == n).unwrap().1.clone();
+        assert_eq!(off("no rescans").rescans, 0);
+        assert!(!off("no rise filter").rise_filter);
+        assert!(!off("no stand-in").stand_in);
+        assert_eq!(off("no global search").z_global, 0.0);
+        assert_eq!(off("z_threshold +0.5").z_threshold, base.z_threshold + 0.5);
+        let t = ablate(1, 0, &base).to_string();
+        assert_eq!(t.lines().count(), 2 + v.len(), "{t}");
+        assert!(t.contains("no global search") && t.contains("z_support -0.5"));
     }
 }

@@ -4,8 +4,49 @@
 //! can be smaller than one step's noise. So the detector works on log-loss, damps
 //! outliers against a running median, and measures every shift as the gap between local
 //! line fits on either side of it (a smooth decay then looks like no shift at all),
-//! against the robust local noise. A multiscale scan proposes positions, and each is
-//! re-tested with windows that reach to its neighbours before it is kept.
+//! against the robust local noise.
+//!
+//! # The pipeline, in order
+//!
+//! Each stage is one function; what it adds, removes or moves, and why it exists.
+//! `dropscope bench detect --ablate` measures what each earns (docs/detector.md).
+//!
+//! 1. **Clean** (`clean::clean`): sorts by step, drops duplicates, NaN/inf and
+//!    non-positive losses, records gaps and the step from which the loss diverged.
+//!    Removes points; never fails.
+//! 2. **Prepare** (`prepare::prepare`): log-loss, the robust noise scale per block,
+//!    winsorizing against a running median (clips outliers to 2.5 local sigmas so one
+//!    wild batch cannot pose as a shift), prefix sums so any window's line fit is O(1).
+//!    Moves values, adds nothing.
+//! 3. **Reach** (`reach::Reach`): how far a window may extend at each point before the
+//!    curve bends too much for a line. Adds a per-point bound used by every later fit.
+//! 4. **Scan** (`scan::scan`, `scan::suppress_clusters`): a multiscale two-line test at
+//!    every position and scale (`scales`, `long_ratio`), candidates at |z| ≥
+//!    `z_candidate`, one per cluster. Adds candidates.
+//! 5. **Stand-in** (`select::stand_in`, `stand_in`): a cluster whose strongest position
+//!    fails the confirming fit stands on a member that passes at twice `z_threshold`
+//!    (the scan's windows cross the bends of a fast early fall). Moves candidates.
+//! 6. **Confirm** (`select::confirm`): re-tests each candidate with windows reaching to
+//!    its neighbours (`confirm_windows`), keeps |z| ≥ `z_threshold` and the "sudden"
+//!    check (as large over a few dozen points as over hundreds), removing the weakest
+//!    failure round by round; then localizes each kept change. Removes and moves.
+//! 7. **Rescans** (`scan::segment_scan`, `rescans` rounds): scans the stretches between
+//!    confirmed changes with windows that stop at them, where the fixed scan shapes
+//!    could not see a shift between close neighbours. Adds changes.
+//! 8. **Rise filter** (`shape::is_sharp`, `rise_filter`): takes gradual rises out and
+//!    confirms again (they are a drop coming back, and would prop up false drops).
+//!    Removes changes.
+//! 9. **Rescue** (`rescue::rescue`, `z_joint`): scan candidates that confirmation dropped
+//!    get a second chance in a joint fit of a smooth trend and every change nearby.
+//!    Adds changes.
+//! 10. **Global search** (`stepwise::search`, `z_global`; series up to 50,000 points
+//!     without logging gaps): a stepwise search against one whole-series trend (a decay
+//!     to a floor plus a spline) adds drops the local tests missed and places drops both
+//!     found; **support** (`z_support`) removes local-only drops the joint fit does not
+//!     back. Adds, moves and removes drops.
+//! 11. **Classify** (`shape::classify`): each change becomes a drop (step, sawtooth or a
+//!     spike's recovery, by how much comes back within `recovery_probe`) or a spike;
+//!     gradual rises are not reported. Labels.
 
 mod bspline;
 mod clean;
@@ -85,6 +126,16 @@ pub struct DetectConfig {
     /// Default 20, the benchmark's tolerance; attribution sets its own, the distance
     /// within which it ties a drop to an event.
     pub placement_window: usize,
+    /// Rounds of rescanning the stretches between confirmed changes with windows that
+    /// reach to them. Default 3 (a fourth round finds nothing more on the benchmark); 0
+    /// turns the rescans off.
+    pub rescans: usize,
+    /// Take gradual rises out before the last confirmation round (they are mostly a drop
+    /// coming back and would prop up false drops after it). Default on.
+    pub rise_filter: bool,
+    /// A scan cluster whose strongest position fails may stand on another member that
+    /// passes at twice `z_threshold` (see `select::stand_in`). Default on.
+    pub stand_in: bool,
 }
 
 impl Default for DetectConfig {
@@ -107,6 +158,9 @@ impl Default for DetectConfig {
             z_global: 3.8,
             z_support: 3.0,
             placement_window: 20,
+            rescans: 3,
+            rise_filter: true,
+            stand_in: true,
         }
     }
 }
@@ -174,8 +228,6 @@ pub struct Detection {
 /// Longest series searched against a global trend: beyond it the search costs more than
 /// the speed target allows, and long series have plenty of points per drop anyway.
 const GLOBAL_MAX_POINTS: usize = 50_000;
-/// Rounds of rescanning the stretches between confirmed changes.
-const RESCANS: usize = 3;
 /// Closest two changes may be, in points.
 const MIN_SEPARATION: usize = 8;
 
@@ -211,7 +263,10 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
     let (down, up) = scan::scan(p, &shapes, reach, cfg.z_candidate);
     let cands: Vec<(usize, bool)> = scan::suppress_clusters(down, 4)
         .iter()
-        .map(|(_, cluster)| (select::stand_in(p, cluster, true, reach, cfg), true))
+        .map(|(_, cluster)| match cfg.stand_in {
+            true => (select::stand_in(p, cluster, true, reach, cfg), true),
+            false => (cluster[0], true),
+        })
         .chain(scan::suppress(up, 4).iter().map(|c| (c.at, false)))
         .collect();
     let mut pool: Vec<usize> = cands.iter().filter(|c| c.1).map(|c| c.0).collect();
@@ -219,7 +274,7 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
     let grid = scan::segment_grid(p);
     // Only stretches next to a newly confirmed change can hold anything new.
     let mut fresh: Option<Vec<usize>> = None;
-    for _ in 0..RESCANS {
+    for _ in 0..cfg.rescans {
         let cuts: Vec<usize> = changes.iter().map(|c| c.at).collect();
         let extra: Vec<(usize, bool)> =
             scan::segment_scan(p, &grid, (&cuts, fresh.as_deref()), reach, cfg.z_candidate)
@@ -258,7 +313,7 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
         })
         .map(|(_, c)| (c.at, c.down))
         .collect();
-    if sharp.len() < changes.len() {
+    if cfg.rise_filter && sharp.len() < changes.len() {
         changes = select::confirm(p, sharp, reach, cfg);
     }
     let changes = rescue::rescue(p, changes, pool, reach, cfg);
