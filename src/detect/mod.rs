@@ -62,6 +62,8 @@ mod scan;
 mod select;
 mod shape;
 mod spd;
+#[cfg(test)]
+mod stages;
 mod stepwise;
 mod sums;
 mod trend;

@@ -45,7 +45,7 @@ impl CauseRule for LossSpike {
         true
     }
 
-    fn from_drops(&self, steps: &[u64]) -> Option<CauseFinding> {
+    fn finding_from_drops(&self, steps: &[u64]) -> Option<CauseFinding> {
         Some(CauseFinding {
             cause: Cause::LossSpike,
             confidence: SPIKE_CONFIDENCE,

@@ -93,7 +93,7 @@ pub trait CauseRule {
         false
     }
     /// The finding for a cause named by its drops (at these steps).
-    fn from_drops(&self, _steps: &[u64]) -> Option<CauseFinding> {
+    fn finding_from_drops(&self, _steps: &[u64]) -> Option<CauseFinding> {
         None
     }
 }
@@ -238,7 +238,7 @@ pub fn from_drops(explained: &[(u64, Cause)]) -> Vec<CauseFinding> {
             if steps.is_empty() {
                 None
             } else {
-                r.from_drops(&steps)
+                r.finding_from_drops(&steps)
             }
         })
         .collect()
