@@ -1308,7 +1308,7 @@ impl WatchSession<'_> {
                     self.last_step = s.step;
                     self.watcher.push(s.step, s.loss, s.lr, s.epoch)
                 }
-                Point::Val(v) => self.watcher.push_val(v.epoch, v.step, v.val_loss),
+                Point::Val(v) => self.watcher.push_val_record(v),
             };
             if alerts.iter().any(|a| print_alert(a, self.args)) {
                 return true;
@@ -1324,7 +1324,9 @@ impl WatchSession<'_> {
         } else {
             v.step
         };
-        let alerts = self.watcher.push_val(v.epoch, step, v.val_loss);
+        let alerts = self
+            .watcher
+            .push_val_record(&crate::trace::ValRecord { step, ..*v });
         alerts.iter().any(|a| print_alert(a, self.args))
     }
 }

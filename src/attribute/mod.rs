@@ -30,7 +30,7 @@ pub use arms::{ArmAnalysis, DivergedCell, FactorEffect, RunAnalysis, analyze_run
 pub use config::AttributionConfig;
 pub use evidence::{Direction, EventTest, Evidence, LogUnits};
 use jumps::StatInput;
-pub use overfit::{OverfitVerdict, Overfitting, TrendTest, TrendWindow};
+pub use overfit::{GapTrend, OverfitVerdict, Overfitting, TrainLossSource, TrendTest, TrendWindow};
 pub use period::{Hint, RecurringDrops};
 pub use signatures::{DataOrderTest, FoldedProfile, LastBatchTest, RunningMeanTest};
 pub use spikes::SpikeEpisode;
@@ -651,7 +651,11 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
         causes,
         drops,
         unexplained_drops: unexplained,
-        overfitting: overfit::assess(&trace.val, final_train),
+        overfitting: overfit::assess(
+            &trace.val,
+            &overfit::epoch_train_losses(&trace.steps, trace.log_mode),
+            final_train,
+        ),
         hints,
         units,
         event_tests,

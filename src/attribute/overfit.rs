@@ -1,10 +1,12 @@
 //! Overfitting, as the forum's expert answer defines it: validation loss rising
-//! systematically. A gap between training and validation loss is not overfitting.
+//! systematically while the model fits its training data no worse, so that the gap
+//! between them widens. A gap between training and validation loss alone is not
+//! overfitting, and neither is validation loss rising with training loss.
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{mann_kendall, mann_kendall_ar1, theil_sen};
-use crate::trace::ValRecord;
+use super::stats::{mann_kendall, mann_kendall_ar1, mean, theil_sen};
+use crate::trace::{LogMode, StepRecord, ValRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -13,7 +15,8 @@ pub enum OverfitVerdict {
     Overfitting,
     /// Validation loss is still falling.
     NotOverfitting,
-    /// Validation loss has flattened: neither falling nor rising systematically.
+    /// Validation loss has stopped falling: flat, or rising with training loss (the
+    /// train/validation gap not widening).
     Plateau,
     /// Too few validation points to say.
     Unknown,
@@ -58,6 +61,37 @@ pub struct TrendWindow {
     /// corrected for (0: none found). Absent for the fall test, which is not corrected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_correlation: Option<f64>,
+    /// The rise test only, when a per-epoch training loss was had for every point of the
+    /// window: does the gap between validation and training loss widen over it? A rise
+    /// is called overfitting only when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_trend: Option<GapTrend>,
+}
+
+/// Where a window's per-epoch training loss came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainLossSource {
+    /// The training set evaluated in eval mode after each epoch (`train_loss_eval`).
+    Evaluated,
+    /// The training log's losses over each epoch: their mean (a per-step log) or the
+    /// epoch's last value (a running-mean log, whose last value is the epoch's mean).
+    EpochMean,
+}
+
+/// The trend of the gap, validation loss minus training loss, over a rise window's epochs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GapTrend {
+    pub source: TrainLossSource,
+    /// Theil-Sen slope of the gap per epoch.
+    pub slope_per_epoch: f64,
+    /// One-sided Mann-Kendall p-value for a widening gap, its variance widened for the
+    /// gap's serial correlation as the rise test's is.
+    pub p_value: f64,
+    /// The AR(1) coefficient of the gap's noise that the p-value was corrected for.
+    pub serial_correlation: f64,
+    /// p < 0.05 and a positive S: the gap widened.
+    pub widened: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,21 +143,85 @@ fn window(pts: &[&ValRecord], test: TrendTest) -> (TrendWindow, f64) {
         slope_per_epoch: theil_sen(&y),
         p_value: p,
         serial_correlation,
+        gap_trend: None,
     };
     (w, s)
 }
 
-/// The verdict, from one test on one window:
+/// Per-epoch training loss from a training log: `(epoch, loss)` in epoch order, from the
+/// steps that carry an epoch and a finite loss. A per-step log gives each epoch's mean; a
+/// running-mean log (`log_mode`), each epoch's last value, which is that epoch's mean.
+pub fn epoch_train_losses(steps: &[StepRecord], log_mode: Option<LogMode>) -> Vec<(u64, f64)> {
+    let mut by_epoch: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+    for s in steps {
+        if let Some(e) = s.epoch
+            && s.loss.is_finite()
+        {
+            by_epoch.entry(e).or_default().push(s.loss);
+        }
+    }
+    by_epoch
+        .into_iter()
+        .map(|(e, v)| match log_mode {
+            Some(LogMode::RunningMean) => (e, v[v.len() - 1]),
+            _ => (e, mean(&v)),
+        })
+        .collect()
+}
+
+/// The gap's trend over a rise window, or None without a training loss for every point:
+/// the window's evaluated training loss (`train_loss_eval`) when every point has one, else
+/// the training log's per-epoch loss (`train`) when every epoch has one.
+fn gap_trend(pts: &[&ValRecord], train: &[(u64, f64)]) -> Option<GapTrend> {
+    let evaluated: Option<Vec<f64>> = pts
+        .iter()
+        .map(|v| v.train_loss_eval.filter(|t| t.is_finite()))
+        .collect();
+    let (source, t) = match evaluated {
+        Some(t) => (TrainLossSource::Evaluated, t),
+        None => {
+            let t: Option<Vec<f64>> = pts
+                .iter()
+                .map(|v| train.iter().find(|&&(e, _)| e == v.epoch).map(|&(_, t)| t))
+                .collect();
+            (TrainLossSource::EpochMean, t?)
+        }
+    };
+    let gap: Vec<f64> = pts.iter().zip(&t).map(|(v, t)| v.val_loss - t).collect();
+    let (s, p, phi) = mann_kendall_ar1(&gap);
+    let p = if s > 0.0 { p / 2.0 } else { 1.0 - p / 2.0 };
+    Some(GapTrend {
+        source,
+        slope_per_epoch: theil_sen(&gap),
+        p_value: p,
+        serial_correlation: phi,
+        widened: s > 0.0 && p < ALPHA,
+    })
+}
+
+/// The verdict, from one window:
 /// - `overfitting` when at least [`MIN_EPOCHS_AFTER_BEST`] validation points follow the best
 ///   one and they rise (Mann-Kendall over those points, the best left out, S > 0 and
 ///   p < 0.05, its variance widened for the points' serial correlation) to end above the
-///   best;
+///   best, and, where a per-epoch training loss is had for each of those points, the gap
+///   (validation minus training loss) widens over them (one-sided Mann-Kendall, p < 0.05,
+///   corrected the same way);
+/// - a rise whose gap does not widen (training loss moved with validation loss) is
+///   `plateau`, on that window;
 /// - otherwise `not_overfitting` when validation loss falls over the last half of training
 ///   (at least 6 points; same test, S < 0), else `plateau`.
 ///
 /// The best point is left out of the rise test: it is the minimum by construction, and
 /// would make any flat, noisy curve after it look like a rise.
-pub fn assess(val: &[ValRecord], final_train_loss: Option<f64>) -> Overfitting {
+///
+/// `train` is the per-epoch training loss from the training log, `(epoch, loss)` (see
+/// [`epoch_train_losses`]); a point's own `train_loss_eval` is preferred to it. Without
+/// either for every point of the rise window, the rise alone decides.
+pub fn assess(
+    val: &[ValRecord],
+    train: &[(u64, f64)],
+    final_train_loss: Option<f64>,
+) -> Overfitting {
     let pts: Vec<&ValRecord> = val.iter().filter(|v| v.val_loss.is_finite()).collect();
     let mut out = Overfitting {
         verdict: OverfitVerdict::Unknown,
@@ -158,17 +256,50 @@ pub fn assess(val: &[ValRecord], final_train_loss: Option<f64>) -> Overfitting {
 
     let after = &pts[bi + 1..];
     if after.len() >= MIN_EPOCHS_AFTER_BEST {
-        let (w, s) = window(after, TrendTest::RiseAfterBest);
+        let (mut w, s) = window(after, TrendTest::RiseAfterBest);
         if s > 0.0 && w.p_value < ALPHA && last.val_loss > best.val_loss {
-            out.verdict = OverfitVerdict::Overfitting;
-            out.started_epoch = Some(after[0].epoch);
-            out.message = format!(
-                "overfitting: validation loss has risen over the {} epochs after its best (epochs {}-{}: {:+.4} per epoch, Mann-Kendall p = {}); best {:.4} at epoch {}, now {:.4}; keep the epoch-{} checkpoint",
+            let rise = format!(
+                "validation loss has risen over the {} epochs after its best (epochs {}-{}: {:+.4} per epoch, Mann-Kendall p = {})",
                 w.points,
                 w.from_epoch,
                 w.to_epoch,
                 w.slope_per_epoch,
                 p_text(w.p_value),
+            );
+            w.gap_trend = gap_trend(after, train);
+            let gap_text = w.gap_trend.as_ref().map(|g| {
+                format!(
+                    "the gap to training loss ({}) {} ({:+.4} per epoch, one-sided Mann-Kendall p = {})",
+                    match g.source {
+                        TrainLossSource::Evaluated => "evaluated after each epoch",
+                        TrainLossSource::EpochMean => "each epoch's mean in the log",
+                    },
+                    if g.widened {
+                        "widened over them"
+                    } else {
+                        "did not widen"
+                    },
+                    g.slope_per_epoch,
+                    p_text(g.p_value),
+                )
+            });
+            if w.gap_trend.as_ref().is_some_and(|g| !g.widened) {
+                out.verdict = OverfitVerdict::Plateau;
+                out.message = format!(
+                    "not overfitting (plateau): {rise}, but {}: training loss moved with it, and that is no fitting of the training data at validation's expense; best {:.4} at epoch {}, now {:.4}",
+                    gap_text.unwrap_or_default(),
+                    best.val_loss,
+                    best.epoch,
+                    last.val_loss,
+                );
+                out.window = Some(w);
+                return out;
+            }
+            out.verdict = OverfitVerdict::Overfitting;
+            out.started_epoch = Some(after[0].epoch);
+            out.message = format!(
+                "overfitting: {rise}{}; best {:.4} at epoch {}, now {:.4}; keep the epoch-{} checkpoint",
+                gap_text.map(|g| format!(", and {g}")).unwrap_or_default(),
                 best.val_loss,
                 best.epoch,
                 last.val_loss,
@@ -249,7 +380,7 @@ mod tests {
     #[test]
     fn a_slowly_falling_validation_loss_with_a_gap_is_not_overfitting() {
         let v: Vec<f64> = (0..12).map(|e| 1.0 - 0.02 * e as f64).collect();
-        let o = assess(&val(&v), None);
+        let o = assess(&val(&v), &[], None);
         assert_eq!(o.verdict, OverfitVerdict::NotOverfitting, "{}", o.message);
         assert!(o.gap.unwrap() > 0.0);
         assert!(o.message.contains("gap"), "{}", o.message);
@@ -259,7 +390,7 @@ mod tests {
     #[test]
     fn a_systematic_rise_after_the_best_epoch_is_overfitting() {
         let v = [1.0, 0.8, 0.7, 0.65, 0.66, 0.68, 0.71, 0.73, 0.76, 0.8];
-        let o = assess(&val(&v), None);
+        let o = assess(&val(&v), &[], None);
         assert_eq!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
         assert_eq!(o.best_epoch, Some(3));
         assert_eq!(o.started_epoch, Some(4));
@@ -268,7 +399,13 @@ mod tests {
         assert_eq!(w.test, TrendTest::RiseAfterBest);
         assert_eq!((w.from_epoch, w.to_epoch, w.points), (4, 9, 6));
         assert!(w.slope_per_epoch > 0.0 && w.p_value < 0.05);
-        assert!(!o.message.contains("gap"), "{}", o.message);
+        // Not the note that a gap alone is typical: the gap is tested, and widened.
+        assert!(
+            !o.message.contains("alone is not overfitting"),
+            "{}",
+            o.message
+        );
+        assert!(w.gap_trend.as_ref().is_some_and(|g| g.widened));
     }
 
     #[test]
@@ -278,7 +415,7 @@ mod tests {
         let v = [
             1.0, 0.8, 0.7, 0.66, 0.655, 0.662, 0.648, 0.657, 0.651, 0.66, 0.653, 0.656,
         ];
-        let o = assess(&val(&v), None);
+        let o = assess(&val(&v), &[], None);
         assert_ne!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
         let w = o.window.as_ref().unwrap();
         assert_eq!(w.test, TrendTest::RecentFall);
@@ -306,7 +443,7 @@ mod tests {
         assert!(mann_kendall(after).1 < ALPHA);
         let (_, p, phi) = mann_kendall_ar1(after);
         assert!(phi > 0.3 && p > ALPHA, "phi {phi}, p {p}");
-        let o = assess(&val(&v), None);
+        let o = assess(&val(&v), &[], None);
         assert_ne!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
         assert_eq!(o.best_epoch, Some(15));
     }
@@ -314,13 +451,13 @@ mod tests {
     #[test]
     fn the_rise_window_records_the_serial_correlation_it_allowed_for() {
         let v = [1.0, 0.8, 0.7, 0.65, 0.66, 0.68, 0.71, 0.73, 0.76, 0.8];
-        let w = assess(&val(&v), None).window.unwrap();
+        let w = assess(&val(&v), &[], None).window.unwrap();
         assert!(
             w.serial_correlation
                 .is_some_and(|r| (0.0..1.0).contains(&r))
         );
         let flat = [1.0, 0.9, 0.85, 0.84, 0.85, 0.84, 0.85, 0.84];
-        let w = assess(&val(&flat), None).window.unwrap();
+        let w = assess(&val(&flat), &[], None).window.unwrap();
         assert_eq!(w.test, TrendTest::RecentFall);
         assert_eq!(w.serial_correlation, None);
     }
@@ -328,18 +465,140 @@ mod tests {
     #[test]
     fn four_rising_epochs_after_the_best_are_too_few_to_call() {
         let v = [1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.45, 0.5, 0.55, 0.6];
-        let o = assess(&val(&v), None);
+        let o = assess(&val(&v), &[], None);
         assert_ne!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
         let mut longer = v.to_vec();
         longer.push(0.65);
-        let o = assess(&val(&longer), None);
+        let o = assess(&val(&longer), &[], None);
         assert_eq!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
     }
 
     #[test]
     fn one_bad_epoch_is_not_a_systematic_rise() {
         let v = [1.0, 0.8, 0.7, 0.65, 0.62, 0.7, 0.61, 0.6, 0.6, 0.59];
-        let o = assess(&val(&v), None);
+        let o = assess(&val(&v), &[], None);
         assert_ne!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
+    }
+
+    /// Validation points with an evaluated training loss of their own.
+    fn val_train(losses: &[f64], train: &[f64]) -> Vec<ValRecord> {
+        let mut v = val(losses);
+        for (r, &t) in v.iter_mut().zip(train) {
+            r.train_loss_eval = Some(t);
+        }
+        v
+    }
+
+    const RISE: [f64; 10] = [1.0, 0.8, 0.7, 0.65, 0.66, 0.68, 0.71, 0.73, 0.76, 0.8];
+
+    #[test]
+    fn a_validation_rise_with_training_loss_rising_with_it_is_not_overfitting() {
+        // The gap stays at 0.2 give or take a wobble: the whole model got worse (a drift,
+        // an LR too high), it did not fit its training data better.
+        let train: Vec<f64> = RISE
+            .iter()
+            .enumerate()
+            .map(|(e, v)| v - 0.2 + if e % 2 == 0 { 0.004 } else { -0.004 })
+            .collect();
+        let o = assess(&val_train(&RISE, &train), &[], None);
+        assert_eq!(o.verdict, OverfitVerdict::Plateau, "{}", o.message);
+        assert_eq!(o.started_epoch, None);
+        assert_eq!(o.best_epoch, Some(3));
+        // The window shown is the rise that was found, with the gap test that overruled it.
+        let w = o.window.as_ref().unwrap();
+        assert_eq!(w.test, TrendTest::RiseAfterBest);
+        assert!(w.slope_per_epoch > 0.0 && w.p_value < ALPHA);
+        let g = w.gap_trend.as_ref().unwrap();
+        assert_eq!(g.source, TrainLossSource::Evaluated);
+        assert!(!g.widened && g.p_value >= ALPHA, "{g:?}");
+        assert!(o.message.contains("did not widen"), "{}", o.message);
+        assert!(o.message.contains(&p_text(g.p_value)), "{}", o.message);
+    }
+
+    #[test]
+    fn a_validation_rise_while_training_loss_keeps_falling_is_overfitting() {
+        let train: Vec<f64> = (0..RISE.len()).map(|e| 0.9 - 0.06 * e as f64).collect();
+        let o = assess(&val_train(&RISE, &train), &[], None);
+        assert_eq!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
+        assert_eq!(o.started_epoch, Some(4));
+        let w = o.window.as_ref().unwrap();
+        let g = w.gap_trend.as_ref().unwrap();
+        assert!(
+            g.widened && g.p_value < ALPHA && g.slope_per_epoch > 0.0,
+            "{g:?}"
+        );
+        assert!(o.message.contains("gap"), "{}", o.message);
+        assert!(o.message.contains("widened"), "{}", o.message);
+        assert!(o.message.contains(&p_text(g.p_value)), "{}", o.message);
+    }
+
+    #[test]
+    fn without_an_evaluated_training_loss_the_training_logs_epoch_means_are_used() {
+        // A per-step log, 4 steps an epoch, no `train_loss_eval`: each epoch's mean.
+        let steps = |train: &[f64]| -> Vec<StepRecord> {
+            train
+                .iter()
+                .enumerate()
+                .flat_map(|(e, &t)| [-0.03, 0.01, -0.01, 0.03].map(|d| (e as u64, t + d)))
+                .enumerate()
+                .map(|(i, (e, loss))| StepRecord {
+                    step: i as u64,
+                    epoch: Some(e),
+                    batch: Some(i as u64 % 4),
+                    loss,
+                    lr: None,
+                    batch_size: None,
+                })
+                .collect()
+        };
+        let mut v = val(&RISE);
+        for r in &mut v {
+            r.train_loss_eval = None;
+        }
+        let falling: Vec<f64> = (0..RISE.len()).map(|e| 0.9 - 0.06 * e as f64).collect();
+        let means = epoch_train_losses(&steps(&falling), None);
+        assert_eq!(means.len(), RISE.len());
+        assert!((means[2].1 - falling[2]).abs() < 1e-12);
+        let o = assess(&v, &means, None);
+        assert_eq!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
+        let g = o.window.as_ref().unwrap().gap_trend.clone().unwrap();
+        assert_eq!(g.source, TrainLossSource::EpochMean);
+        assert!(g.widened);
+        let with_it: Vec<f64> = RISE
+            .iter()
+            .enumerate()
+            .map(|(e, v)| v - 0.2 + if e % 2 == 0 { 0.004 } else { -0.004 })
+            .collect();
+        let o = assess(&v, &epoch_train_losses(&steps(&with_it), None), None);
+        assert_eq!(o.verdict, OverfitVerdict::Plateau, "{}", o.message);
+        // An epoch missing from the log: the gap cannot be had, and the rise alone decides.
+        let mut gappy = means.clone();
+        gappy.retain(|&(e, _)| e != 6);
+        let o = assess(&v, &gappy, None);
+        assert_eq!(o.verdict, OverfitVerdict::Overfitting, "{}", o.message);
+        assert!(o.window.unwrap().gap_trend.is_none());
+        assert!(!o.message.contains("gap"), "{}", o.message);
+    }
+
+    #[test]
+    fn a_running_mean_log_gives_each_epochs_last_value() {
+        let steps: Vec<StepRecord> = [(0, 1.0), (0, 0.8), (1, 0.7), (1, f64::NAN), (1, 0.6)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(e, loss))| StepRecord {
+                step: i as u64,
+                epoch: Some(e),
+                batch: None,
+                loss,
+                lr: None,
+                batch_size: None,
+            })
+            .collect();
+        assert_eq!(
+            epoch_train_losses(&steps, Some(LogMode::RunningMean)),
+            [(0, 0.8), (1, 0.6)]
+        );
+        let per_step = epoch_train_losses(&steps, Some(LogMode::PerStep));
+        assert!((per_step[0].1 - 0.9).abs() < 1e-12 && (per_step[1].1 - 0.65).abs() < 1e-12);
     }
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::{DeviceChoice, RunOptions, run_scenario};
 use crate::attribute::stats::{Interval, clopper_pearson};
-use crate::attribute::{AnalyzeOptions, OverfitVerdict, analyze_run};
+use crate::attribute::{AnalyzeOptions, OverfitVerdict, TrendTest, analyze_run};
 use crate::error::InputError;
 use crate::manifest::CellStatus;
 use crate::scenario::{
@@ -65,6 +65,9 @@ pub struct VerdictCounts {
     pub rate: Interval,
     /// The seeds called `overfitting`.
     pub overfitting_seeds: Vec<u64>,
+    /// The seeds whose validation loss rose after its best (the rise test passed) but whose
+    /// train/validation gap did not widen: not called overfitting, counted under `plateau`.
+    pub gap_overruled_seeds: Vec<u64>,
     /// Training and analysis, seconds.
     pub wall_s: f64,
 }
@@ -230,6 +233,7 @@ fn verdicts(
         unknown: 0,
         rate: Interval::point(f64::NAN),
         overfitting_seeds: Vec::new(),
+        gap_overruled_seeds: Vec::new(),
         wall_s: 0.0,
     };
     for cell in analysis.arms.iter().flat_map(|a| &a.cells) {
@@ -240,7 +244,16 @@ fn verdicts(
                 c.overfitting_seeds.push(cell.seed);
             }
             OverfitVerdict::NotOverfitting => c.not_overfitting += 1,
-            OverfitVerdict::Plateau => c.plateau += 1,
+            OverfitVerdict::Plateau => {
+                c.plateau += 1;
+                let o = &cell.analysis.overfitting;
+                if o.window.as_ref().is_some_and(|w| {
+                    w.test == TrendTest::RiseAfterBest
+                        && w.gap_trend.as_ref().is_some_and(|g| !g.widened)
+                }) {
+                    c.gap_overruled_seeds.push(cell.seed);
+                }
+            }
             OverfitVerdict::Unknown => c.unknown += 1,
         }
     }
@@ -336,6 +349,24 @@ pub fn table(b: &OverfitBench) -> String {
                 .join(", ")
         ));
     }
+    let overruled = |label: &str, c: &VerdictCounts| {
+        if c.gap_overruled_seeds.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "validation loss rose but the train/validation gap did not widen (plateau, not overfitting) on {label}: seeds {}\n",
+                c.gap_overruled_seeds
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
+    out.push_str(&overruled("fresh data", f));
+    if let Some(c) = &b.control {
+        out.push_str(&overruled("the control", c));
+    }
     if let Some(c) = &b.control {
         out.push_str(&format!(
             "detection rate on the control: {} of {} = {} (95% Clopper-Pearson interval {} to {})\n",
@@ -385,6 +416,7 @@ mod tests {
             unknown: 0,
             rate: clopper_pearson(over, n, 0.95),
             overfitting_seeds: (1..=over as u64).collect(),
+            gap_overruled_seeds: vec![7, 9],
             wall_s: 1.0,
         };
         let b = OverfitBench {
@@ -407,6 +439,10 @@ mod tests {
         );
         assert!(t.contains("target at most 5.0%: met"), "{t}");
         assert!(t.contains("seeds 1, 2, 3\n"), "{t}");
+        assert!(
+            t.contains("gap did not widen (plateau, not overfitting) on fresh data: seeds 7, 9\n"),
+            "{t}"
+        );
         let few = OverfitBench {
             fresh: counts(10, 0),
             control: None,

@@ -4,8 +4,9 @@
 
 use crate::attribute::arms::{ArmAnalysis, FactorEffect, level_text};
 use crate::attribute::{
-    Basis, Cause, CauseFinding, ConfidenceLevel, Direction, EventTest, Evidence, Hint, Interval,
-    OverfitVerdict, Overfitting, RunAnalysis, SpikeEpisode, TraceAnalysis, TrendTest, TrendWindow,
+    Basis, Cause, CauseFinding, ConfidenceLevel, Direction, EventTest, Evidence, GapTrend, Hint,
+    Interval, OverfitVerdict, Overfitting, RunAnalysis, SpikeEpisode, TraceAnalysis, TrendTest,
+    TrendWindow,
 };
 use crate::events::EventKind;
 
@@ -626,6 +627,16 @@ pub fn window_text(w: &TrendWindow) -> String {
     }
 }
 
+/// The gap test of a rise window, as the overfitting table shows it.
+pub fn gap_trend_text(g: &GapTrend) -> String {
+    format!(
+        "{} / epoch, p = {}: {}",
+        signed(g.slope_per_epoch),
+        pval(g.p_value),
+        if g.widened { "widened" } else { "not widened" }
+    )
+}
+
 pub fn causes_table(title: &str, a: &TraceAnalysis) -> Table {
     let mut t = Table::new(
         title,
@@ -818,6 +829,7 @@ pub fn overfit_table(title: &str, rows: &[(String, &Overfitting)]) -> Table {
             "slope / epoch",
             "trend p (Mann-Kendall)",
             "gap",
+            "gap trend (one-sided p)",
         ],
     );
     for (name, o) in rows {
@@ -844,6 +856,11 @@ pub fn overfit_table(title: &str, rows: &[(String, &Overfitting)]) -> Table {
                 .map(|w| pval(w.p_value))
                 .unwrap_or_else(|| "n/a".into()),
             o.gap.map(|v| plain(v, 3)).unwrap_or_else(|| "n/a".into()),
+            o.window
+                .as_ref()
+                .and_then(|w| w.gap_trend.as_ref())
+                .map(gap_trend_text)
+                .unwrap_or_else(|| "n/a".into()),
         ]);
     }
     t

@@ -531,6 +531,9 @@ pub fn train_val(stem: &str, label: &str, trace: &Trace, a: &TraceAnalysis) -> O
             None => "overfitting".into(),
         },
         OverfitVerdict::NotOverfitting => "not overfitting (validation loss still falling)".into(),
+        OverfitVerdict::Plateau if o.window.as_ref().is_some_and(|w| w.gap_trend.is_some()) => {
+            "not overfitting (validation loss rose with training loss)".into()
+        }
         OverfitVerdict::Plateau => "not overfitting (validation loss flat)".into(),
         OverfitVerdict::Unknown => "too few epochs to judge overfitting".into(),
     };

@@ -543,17 +543,31 @@ fn the_overfitting_table_shows_the_window_the_verdict_tested() {
     assert!(row[5].contains("after the best"), "{row:?}");
     assert_eq!(row[6], content::signed(w.slope_per_epoch));
     assert_eq!(row[7], content::pval(w.p_value));
-    // The message quotes the same window and does not end on the gap.
+    // The message quotes the same window and does not end on the note that a gap alone is
+    // no overfitting: the gap was tested over the window (the log's epoch means), and widened.
     assert!(
         o.message
             .contains(&format!("epochs {}-{}", w.from_epoch, w.to_epoch)),
         "{}",
         o.message
     );
-    assert!(!o.message.contains("gap"), "{}", o.message);
+    assert!(
+        !o.message.contains("alone is not overfitting"),
+        "{}",
+        o.message
+    );
+    let g = w.gap_trend.as_ref().expect("the gap is tested");
+    assert!(g.widened, "{g:?}");
+    assert!(o.message.contains("gap"), "{}", o.message);
+    assert_eq!(row[9], content::gap_trend_text(g));
     let json = trace_json("u.csv", &t, &a);
     assert_eq!(json["overfitting"]["window"]["test"], "rise_after_best");
     assert_eq!(json["overfitting"]["window"]["from_epoch"], w.from_epoch);
+    let jg = &json["overfitting"]["window"]["gap_trend"];
+    assert_eq!(jg["source"], "epoch_mean");
+    assert_eq!(jg["widened"], true);
+    assert!(jg["p_value"].as_f64().is_some_and(|p| p < 0.05), "{jg}");
+    assert_valid(&json);
 }
 
 /// `epoch_trace` as a log without an epoch column.

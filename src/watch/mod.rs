@@ -103,6 +103,9 @@ impl Watcher {
         }
         self.last_step = Some(step);
         self.context.observe(step, lr, epoch);
+        if let Some(e) = epoch {
+            self.val.observe_train(e, loss, self.cfg.max_val_points);
+        }
         if !loss.is_finite() {
             return self.nonfinite(step).into_iter().collect();
         }
@@ -134,10 +137,26 @@ impl Watcher {
 
     /// Takes one validation point (after the training points up to `step`) and returns an
     /// overfitting alert when validation loss has just turned up.
+    ///
+    /// Overfitting needs the train/validation gap to widen as validation loss rises: the
+    /// training loss of each epoch is the mean of the training points pushed with that
+    /// epoch ([`Watcher::push_val_record`] can give an evaluated one instead); without
+    /// either, the rise alone decides.
     pub fn push_val(&mut self, epoch: u64, step: u64, val_loss: f64) -> Vec<Alert> {
-        let found = self
-            .val
-            .push(epoch, step, val_loss, self.cfg.max_val_points);
+        self.push_val_record(&crate::trace::ValRecord {
+            epoch,
+            step,
+            val_loss,
+            val_accuracy: None,
+            train_loss_eval: None,
+        })
+    }
+
+    /// [`Watcher::push_val`] with the whole record: its `train_loss_eval`, when present
+    /// for every point that matters, is the training loss the gap is measured against.
+    pub fn push_val_record(&mut self, v: &crate::trace::ValRecord) -> Vec<Alert> {
+        let step = v.step;
+        let found = self.val.push(*v, self.cfg.max_val_points);
         found
             .into_iter()
             .map(|(s, kind)| Alert {

@@ -266,9 +266,53 @@ fn validation_loss_turning_up_is_overfitting_by_investigates_rule() {
                 train_loss_eval: None,
             })
             .collect::<Vec<_>>(),
+        &[],
         None,
     );
     assert_eq!(rule.started_epoch, Some(4));
+}
+
+/// A validation rise with the training points of each epoch (100 steps of `train(epoch)`,
+/// with a small wobble) pushed before it.
+fn val_alerts_with_training(losses: &[f64], train: impl Fn(u64) -> f64) -> Vec<Alert> {
+    let mut w = Watcher::default();
+    let mut out = Vec::new();
+    for (e, &v) in losses.iter().enumerate() {
+        let e = e as u64;
+        for k in 0..100u64 {
+            let wobble = if k % 2 == 0 { 0.01 } else { -0.01 };
+            out.extend(w.push(e * 100 + k, train(e) + wobble, Some(0.1), Some(e)));
+        }
+        out.extend(w.push_val(e, (e + 1) * 100, v));
+    }
+    out.retain(|a| a.name() == "overfitting");
+    out
+}
+
+#[test]
+fn a_validation_rise_counts_as_overfitting_only_when_the_gap_to_training_loss_widens() {
+    let v = [1.0, 0.8, 0.7, 0.65, 0.66, 0.68, 0.71, 0.73, 0.76, 0.8];
+    // Training loss keeps falling: the gap widens, and the rise is overfitting.
+    let widening = val_alerts_with_training(&v, |e| 0.9 - 0.06 * e as f64);
+    assert_eq!(kinds(&widening), ["overfitting"], "{widening:?}");
+    // Training loss rises with validation loss: the gap stays, no overfitting.
+    let with_it = val_alerts_with_training(&v, |e| {
+        v[e as usize] - 0.2 + if e % 2 == 0 { 0.004 } else { -0.004 }
+    });
+    assert!(with_it.is_empty(), "{with_it:?}");
+    // An evaluated training loss given with the point is used in preference.
+    let mut w = Watcher::default();
+    let mut alerts = Vec::new();
+    for (e, &l) in v.iter().enumerate() {
+        alerts.extend(w.push_val_record(&crate::trace::ValRecord {
+            epoch: e as u64,
+            step: (e as u64 + 1) * 100,
+            val_loss: l,
+            val_accuracy: None,
+            train_loss_eval: Some(l - 0.2 + if e % 2 == 0 { 0.004 } else { -0.004 }),
+        }));
+    }
+    assert!(alerts.is_empty(), "{alerts:?}");
 }
 
 #[test]

@@ -1,5 +1,9 @@
 //! Validation loss turning up: `investigate`'s overfitting rule
-//! ([`overfit::assess`](crate::attribute::overfit::assess)) on the points so far.
+//! ([`overfit::assess`](crate::attribute::overfit::assess)) on the points so far, with the
+//! training loss seen so far: each point's evaluated training loss when given, else the
+//! mean of the training points of its epoch.
+
+use std::collections::VecDeque;
 
 use super::alert::AlertKind;
 use super::spike::Found;
@@ -11,25 +15,46 @@ pub(crate) struct Validation {
     points: Vec<ValRecord>,
     /// The onset epoch last reported: a new best and a new rise after it is a new onset.
     reported: Option<u64>,
+    /// The most recent epochs' training losses: (epoch, sum, count), as many as points kept.
+    train: VecDeque<(u64, f64, u64)>,
 }
 
 impl Validation {
-    pub(crate) fn push(
-        &mut self,
-        epoch: u64,
-        step: u64,
-        val_loss: f64,
-        max: usize,
-    ) -> Option<Found> {
-        self.points.push(ValRecord {
-            epoch,
-            step,
-            val_loss,
-            val_accuracy: None,
-            train_loss_eval: None,
-        });
-        self.bound(max.max(overfit::MIN_EPOCHS_AFTER_BEST + 2));
-        let o = overfit::assess(&self.points, None);
+    /// Takes one training loss of `epoch` (finite ones only count).
+    pub(crate) fn observe_train(&mut self, epoch: u64, loss: f64, max: usize) {
+        if !loss.is_finite() {
+            return;
+        }
+        match self.train.back_mut() {
+            Some((e, sum, n)) if *e == epoch => {
+                *sum += loss;
+                *n += 1;
+            }
+            _ => {
+                self.train.push_back((epoch, loss, 1));
+                while self.train.len() > Self::cap(max) {
+                    self.train.pop_front();
+                }
+            }
+        }
+    }
+
+    fn cap(max: usize) -> usize {
+        max.max(overfit::MIN_EPOCHS_AFTER_BEST + 2)
+    }
+
+    pub(crate) fn push(&mut self, v: ValRecord, max: usize) -> Option<Found> {
+        let (step, val_loss) = (v.step, v.val_loss);
+        self.points.push(v);
+        self.bound(Self::cap(max));
+        // The latest run of each epoch (a restarted run logs its epochs again).
+        let mut train: Vec<(u64, f64)> = Vec::with_capacity(self.train.len());
+        for &(e, sum, n) in self.train.iter().rev() {
+            if !train.iter().any(|&(seen, _)| seen == e) {
+                train.push((e, sum / n as f64));
+            }
+        }
+        let o = overfit::assess(&self.points, &train, None);
         if o.verdict != OverfitVerdict::Overfitting || o.started_epoch == self.reported {
             return None;
         }
