@@ -448,6 +448,11 @@ pub enum BenchCommand {
         /// moved by ±0.5 (changes from the full detector), instead of the usual tables.
         #[arg(long)]
         ablate: bool,
+        /// The widened accuracy table instead: hard drops and clean curves under four
+        /// trend shapes × four noise models at 10k points, and each noise model at 2k and
+        /// 50k points, each its own row (use --series 20 or so: 50k-point rows are slow).
+        #[arg(long)]
+        widened: bool,
     },
     /// The overfitting verdict's false-positive rate on runs that cannot overfit (a fresh
     /// training set every epoch, label noise, a long plateau), with a 95% interval, and its
@@ -809,8 +814,16 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                 sizes,
                 only,
                 ablate,
+                widened,
             } => {
                 let cfg = crate::detect::DetectConfig::default();
+                if widened {
+                    println!(
+                        "{}",
+                        crate::detect::bench::widened(series as usize, seed, &cfg)
+                    );
+                    return Ok(0);
+                }
                 if ablate {
                     println!(
                         "{}",

@@ -149,15 +149,26 @@ fn spaced_positions(
 /// Generates a curve with planted drops, deterministically from `spec.seed`.
 pub fn planted(spec: &SynthSpec) -> SynthSeries {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-    let n = spec.n;
-    let mut y = base_log_curve(&mut rng, n, spec.noise, spec.sigma);
+    let y = base_log_curve(&mut rng, spec.n, spec.noise, spec.sigma);
+    plant(&mut rng, spec, y, &|_| spec.sigma)
+}
+
+/// Plants `spec`'s drops into the log-curve `y`, each sized in units of the noise scale
+/// `sigma(t)` where it is planted.
+fn plant(
+    rng: &mut ChaCha8Rng,
+    spec: &SynthSpec,
+    mut y: Vec<f64>,
+    sigma: &dyn Fn(usize) -> f64,
+) -> SynthSeries {
+    let n = y.len();
     let mut drops = Vec::new();
     if let Some((lo, hi)) = spec.drop_sigmas {
         let gap = spec.min_gap.max(1);
-        let positions = spaced_positions(&mut rng, spec.n_drops, gap, n.saturating_sub(gap), gap);
+        let positions = spaced_positions(rng, spec.n_drops, gap, n.saturating_sub(gap), gap);
         let n_rec = (positions.len() as f64 * spec.recovering_share).round() as usize;
         for (i, &pos) in positions.iter().enumerate() {
-            let size = spec.sigma * rng.random_range(lo..=hi);
+            let size = sigma(pos) * rng.random_range(lo..=hi);
             // Alternate so recovering drops are spread over the curve, not bunched at one end.
             let recovers = i % 2 == 1 && i / 2 < n_rec;
             let tau_r = rng.random_range(100.0..250.0);
@@ -182,6 +193,144 @@ pub fn planted(spec: &SynthSpec) -> SynthSeries {
         drops,
         spikes: Vec::new(),
     }
+}
+
+/// Trend shapes of the widened benchmark (issue 11: no single generator decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrendShape {
+    /// An exponential decay to a floor (the in-repo generator's shape).
+    ExpFloor,
+    /// A power law, loss ∝ (1 + t/t0)^-a.
+    PowerLaw,
+    /// A linear LR warm-up over the first 5% (the loss hardly moves, then falls fast),
+    /// then an exponential decay.
+    WarmupDecay,
+    /// A plateau for the first third, then a second descent.
+    PlateauSecondDescent,
+}
+
+impl TrendShape {
+    pub const ALL: [TrendShape; 4] = [
+        TrendShape::ExpFloor,
+        TrendShape::PowerLaw,
+        TrendShape::WarmupDecay,
+        TrendShape::PlateauSecondDescent,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TrendShape::ExpFloor => "exp-floor",
+            TrendShape::PowerLaw => "power-law",
+            TrendShape::WarmupDecay => "warmup-decay",
+            TrendShape::PlateauSecondDescent => "plateau-2nd",
+        }
+    }
+
+    /// The log-loss trend at `t` of `n`, with the shape's random parameters drawn from `rng`
+    /// once (`params`).
+    fn at(self, t: f64, n: f64, p: &[f64; 3]) -> f64 {
+        let (l0, l_inf) = (2.3, p[0]);
+        let level = match self {
+            TrendShape::ExpFloor => l_inf + (l0 - l_inf) * (-t / (n * p[1])).exp(),
+            TrendShape::PowerLaw => {
+                let t0 = n * 0.002 * p[2];
+                l_inf + (l0 - l_inf) * (1.0 + t / t0).powf(-0.3 - 0.4 * p[1])
+            }
+            TrendShape::WarmupDecay => {
+                let w = 0.05 * n;
+                let eff = if t < w {
+                    t * t / (2.0 * w)
+                } else {
+                    t - w / 2.0
+                };
+                l_inf + (l0 - l_inf) * (-eff / (n * p[1])).exp()
+            }
+            TrendShape::PlateauSecondDescent => {
+                let mid = l_inf + 0.5 * (l0 - l_inf);
+                let first = mid + (l0 - mid) * (-t / (n * 0.05)).exp();
+                let s = n / 3.0;
+                if t < s {
+                    first
+                } else {
+                    let drop = (mid - l_inf) * (1.0 - (-(t - s) / (n * p[1] * 0.6)).exp());
+                    first - drop
+                }
+            }
+        };
+        level.ln()
+    }
+}
+
+/// Noise models of the widened benchmark, all on the log scale with scale `sigma`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseModel {
+    Gaussian,
+    /// Student-t(3) scaled so its MAD matches the Gaussian's: the same bulk, heavy tails.
+    StudentT3Mad,
+    /// Right-skewed, as minibatch losses are (a few hard batches far above): a centred
+    /// log-normal, unit variance.
+    Skewed,
+    /// Gaussian whose scale shrinks with the loss: sigma × sqrt(loss / initial loss).
+    Shrinking,
+}
+
+impl NoiseModel {
+    pub const ALL: [NoiseModel; 4] = [
+        NoiseModel::Gaussian,
+        NoiseModel::StudentT3Mad,
+        NoiseModel::Skewed,
+        NoiseModel::Shrinking,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            NoiseModel::Gaussian => "gaussian",
+            NoiseModel::StudentT3Mad => "t3 (MAD)",
+            NoiseModel::Skewed => "skewed",
+            NoiseModel::Shrinking => "shrinking",
+        }
+    }
+}
+
+/// A widened-benchmark series: `spec` gives length, drops and seed; `shape` and `noise`
+/// replace the in-repo curve and noise. Drops are sized in units of the noise's bulk
+/// scale where they are planted (for shrinking noise, the scale at that point).
+pub fn planted_wide(spec: &SynthSpec, shape: TrendShape, noise: NoiseModel) -> SynthSeries {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed_0f_11);
+    let params = [
+        rng.random_range(0.05..0.3),
+        rng.random_range(0.15..0.4),
+        rng.random_range(0.5..2.0),
+    ];
+    let n = spec.n as f64;
+    let t3 = StudentT::new(3.0).ok();
+    // MAD of Student-t(3) is 0.7649; of a standard Gaussian 0.6745.
+    let t3_scale = 0.6745 / 0.7649;
+    let lognormal_sd = ((0.5f64).exp() * ((0.5f64).exp() - 1.0)).sqrt();
+    let first = shape.at(0.0, n, &params);
+    let levels: Vec<f64> = (0..spec.n)
+        .map(|t| shape.at(t as f64, n, &params))
+        .collect();
+    let scale = |t: usize| match noise {
+        NoiseModel::Shrinking => spec.sigma * ((levels[t] - first) / 2.0).exp(),
+        _ => spec.sigma,
+    };
+    let y: Vec<f64> = (0..spec.n)
+        .map(|t| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let eps = match noise {
+                NoiseModel::Gaussian | NoiseModel::Shrinking => z,
+                NoiseModel::StudentT3Mad => {
+                    t3.as_ref().map_or(z, |d| d.sample(&mut rng) * t3_scale)
+                }
+                NoiseModel::Skewed => ((0.5f64.sqrt() * z).exp() - (0.25f64).exp()) / lognormal_sd,
+            };
+            levels[t] + scale(t) * eps
+        })
+        .collect();
+    plant(&mut rng, spec, y, &scale)
 }
 
 /// A clean curve with one loss spike: the loss jumps up by `height_log` at `at` and decays
@@ -242,5 +391,61 @@ mod tests {
         let s = planted(&SynthSpec::new(NoiseKind::Gaussian, Difficulty::Clean, 1));
         assert!(s.drops.is_empty());
         assert_eq!(s.loss.len(), 10_000);
+    }
+
+    /// Residuals of a wide series about its noise-free trend (same seed, no noise).
+    fn noise_of(shape: TrendShape, noise: NoiseModel, seed: u64) -> (Vec<f64>, SynthSeries) {
+        let spec = SynthSpec::new(NoiseKind::Gaussian, Difficulty::Clean, seed);
+        let s = planted_wide(&spec, shape, noise);
+        let quiet = planted_wide(
+            &SynthSpec {
+                sigma: 0.0,
+                ..spec.clone()
+            },
+            shape,
+            noise,
+        );
+        let r = s
+            .loss
+            .iter()
+            .zip(&quiet.loss)
+            .map(|(a, b)| a.ln() - b.ln())
+            .collect();
+        (r, s)
+    }
+
+    fn mad(v: &[f64]) -> f64 {
+        let mut a: Vec<f64> = v.iter().map(|x| x.abs()).collect();
+        a.sort_by(f64::total_cmp);
+        a[a.len() / 2]
+    }
+
+    #[test]
+    fn every_widened_trend_falls_and_every_noise_model_has_its_shape() {
+        for shape in TrendShape::ALL {
+            let (_, s) = noise_of(shape, NoiseModel::Gaussian, 1);
+            let head: f64 = s.loss[..500].iter().sum::<f64>() / 500.0;
+            let tail: f64 = s.loss[s.loss.len() - 500..].iter().sum::<f64>() / 500.0;
+            assert!(tail < 0.8 * head, "{shape:?}: {head} -> {tail}");
+        }
+        let (g, _) = noise_of(TrendShape::ExpFloor, NoiseModel::Gaussian, 2);
+        let (t, _) = noise_of(TrendShape::ExpFloor, NoiseModel::StudentT3Mad, 2);
+        // The same bulk (MAD within 10%), heavier tails.
+        assert!(
+            (mad(&t) / mad(&g) - 1.0).abs() < 0.1,
+            "{} {}",
+            mad(&t),
+            mad(&g)
+        );
+        let big = |v: &[f64]| v.iter().filter(|x| x.abs() > 0.4).count();
+        assert!(big(&t) > 10 * big(&g).max(1), "{} {}", big(&t), big(&g));
+        // Right-skewed: more far above than far below.
+        let (k, _) = noise_of(TrendShape::ExpFloor, NoiseModel::Skewed, 3);
+        let above = k.iter().filter(|&&x| x > 0.2).count();
+        let below = k.iter().filter(|&&x| x < -0.2).count();
+        assert!(above > 2 * below, "{above} {below}");
+        // Shrinking: less noise at the end, where the loss is low.
+        let (h, _) = noise_of(TrendShape::ExpFloor, NoiseModel::Shrinking, 4);
+        assert!(mad(&h[9000..]) < 0.6 * mad(&h[..1000]));
     }
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{DetectConfig, DropShape, detect};
-use crate::synth::{Difficulty, NoiseKind, SynthSpec, planted};
+use crate::synth::{
+    Difficulty, NoiseKind, NoiseModel, SynthSpec, TrendShape, planted, planted_wide,
+};
 
 /// How far (in steps) a detected drop may be from a planted one and still count.
 pub const TOLERANCE: u64 = 20;
@@ -159,6 +161,147 @@ impl fmt::Display for AccuracyTable {
                 f,
                 "{:<11} {:<6} {:>6} {:>7} {:>8} {:>7} {:>9} {:>7} {:>6} {:>9.3}",
                 noise, diff, c.series, c.planted, c.detected, c.matched, p, r, f1, c.false_per_10k
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One row of the widened benchmark: a trend shape × noise model × length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WideRow {
+    pub shape: TrendShape,
+    pub noise: NoiseModel,
+    pub n: usize,
+    pub series: usize,
+    pub planted: usize,
+    pub precision: f64,
+    pub recall: f64,
+    /// F1 on hard drops (0.3–0.75 noise scales).
+    pub f1: f64,
+    /// False drops per 10k steps on the same curves without drops.
+    pub clean_false_per_10k: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WideTable {
+    pub seed: u64,
+    pub rows: Vec<WideRow>,
+}
+
+/// Detected drops that are drops of their own (not a spike's fall back).
+fn own_drops(steps: &[u64], loss: &[f64], cfg: &DetectConfig) -> Vec<u64> {
+    detect(steps, loss, &[], cfg)
+        .drops
+        .iter()
+        .filter(|x| x.shape != DropShape::Recovery)
+        .map(|x| x.step)
+        .collect()
+}
+
+/// `bench detect --widened`: hard drops and clean curves under every trend shape × noise
+/// model at 10k points, and every noise model at 2k and 50k points on the in-repo shape,
+/// each its own row (issue 11: tune against the worst row, not the average).
+pub fn widened(series: usize, seed0: u64, cfg: &DetectConfig) -> WideTable {
+    let mut combos: Vec<(TrendShape, NoiseModel, usize)> = Vec::new();
+    for shape in TrendShape::ALL {
+        for noise in NoiseModel::ALL {
+            combos.push((shape, noise, 10_000));
+        }
+    }
+    for n in [2_000, 50_000] {
+        for noise in NoiseModel::ALL {
+            combos.push((TrendShape::ExpFloor, noise, n));
+        }
+    }
+    let rows = combos
+        .into_iter()
+        .map(|(shape, noise, n)| {
+            let (mut planted_n, mut detected, mut matched, mut false_clean, mut steps) =
+                (0, 0, 0, 0, 0);
+            for k in 0..series {
+                let seed = seed0 + k as u64;
+                let spec = |d: Difficulty| SynthSpec {
+                    n,
+                    // Eight drops per 10k points, at least two.
+                    n_drops: (n / 1250).max(2),
+                    ..SynthSpec::new(NoiseKind::Gaussian, d, seed)
+                };
+                let s = planted_wide(&spec(Difficulty::Hard), shape, noise);
+                let found = own_drops(&s.steps, &s.loss, cfg);
+                let truth = s.drop_steps();
+                planted_n += truth.len();
+                detected += found.len();
+                matched += matches(&truth, &found, TOLERANCE);
+                let c = planted_wide(&spec(Difficulty::Clean), shape, noise);
+                false_clean += own_drops(&c.steps, &c.loss, cfg).len();
+                steps += c.loss.len();
+            }
+            let precision = matched as f64 / detected.max(1) as f64;
+            let recall = matched as f64 / planted_n.max(1) as f64;
+            WideRow {
+                shape,
+                noise,
+                n,
+                series,
+                planted: planted_n,
+                precision,
+                recall,
+                f1: if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                },
+                clean_false_per_10k: false_clean as f64 * 1e4 / steps.max(1) as f64,
+            }
+        })
+        .collect();
+    WideTable { seed: seed0, rows }
+}
+
+/// Widened-benchmark targets (issue 11): on every row, hard F1 at least this ...
+pub const WIDE_MIN_F1: f64 = 0.75;
+/// ... and at most this many false drops per 10k steps on clean curves.
+pub const WIDE_MAX_FALSE: f64 = 0.1;
+
+impl fmt::Display for WideTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let series = self.rows.first().map_or(0, |r| r.series);
+        writeln!(
+            f,
+            "widened benchmark: hard drops (0.3-0.75 noise scales, ±{TOLERANCE} steps) and clean curves, {series} series a row from seed {} (targets: F1 ≥ {WIDE_MIN_F1}, ≤ {WIDE_MAX_FALSE} false/10k on every row)",
+            self.seed
+        )?;
+        writeln!(
+            f,
+            "{:<13} {:<10} {:>6} {:>8} {:>9} {:>7} {:>6} {:>12}  {}",
+            "trend", "noise", "n", "planted", "precision", "recall", "F1", "clean f/10k", "met"
+        )?;
+        for r in &self.rows {
+            let met = r.f1 >= WIDE_MIN_F1 && r.clean_false_per_10k <= WIDE_MAX_FALSE;
+            writeln!(
+                f,
+                "{:<13} {:<10} {:>6} {:>8} {:>9.3} {:>7.3} {:>6.3} {:>12.3}  {}",
+                r.shape.label(),
+                r.noise.label(),
+                r.n,
+                r.planted,
+                r.precision,
+                r.recall,
+                r.f1,
+                r.clean_false_per_10k,
+                if met { "yes" } else { "no" }
+            )?;
+        }
+        let worst = self.rows.iter().min_by(|a, b| a.f1.total_cmp(&b.f1));
+        if let Some(w) = worst {
+            writeln!(
+                f,
+                "worst row: {} / {} / {} points, F1 {:.3}",
+                w.shape.label(),
+                w.noise.label(),
+                w.n,
+                w.f1
             )?;
         }
         Ok(())
