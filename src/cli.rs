@@ -115,6 +115,11 @@ pub struct RunArgs {
     /// whatever N.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: Option<u64>,
+    /// cell: each cell alone (today's engine); stacked: cells of one model shape train as
+    /// one model with a leading cell axis (refuses dropout, exit 2); auto: stacked for every
+    /// group of two or more such cells on a CPU device, the rest one cell at a time.
+    #[arg(long, default_value = "cell")]
+    pub engine: crate::harness::Engine,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +223,11 @@ pub struct CheckArgs {
     /// whatever N.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: Option<u64>,
+    /// cell: each cell alone (today's engine); stacked: cells of one model shape train as
+    /// one model with a leading cell axis (refuses dropout, exit 2); auto: stacked for every
+    /// group of two or more such cells on a CPU device, the rest one cell at a time.
+    #[arg(long, default_value = "cell")]
+    pub engine: crate::harness::Engine,
     #[command(flatten)]
     pub expect: ExpectArgs,
     #[command(flatten)]
@@ -1033,6 +1043,7 @@ fn check_run_target(
             force: args.force,
             yes: args.yes,
             jobs: crate::harness::parallel::jobs_or_default(args.jobs),
+            engine: args.engine,
         };
         let summary = crate::harness::run_scenario(&f, &opts)?;
         if summary.failed_cells() > 0 {
@@ -1077,6 +1088,7 @@ fn run(args: RunArgs) -> Result<i32, InputError> {
         force: args.force,
         yes: args.yes,
         jobs: crate::harness::parallel::jobs_or_default(args.jobs),
+        engine: args.engine,
     };
     let summary = crate::harness::run_scenario(&file, &opts)?;
     let failed = summary.failed_cells();
