@@ -268,7 +268,16 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
     manifest.write(&opts.out)?;
     let stacks = plan_stacks(file, opts, &cells, &manifest);
     if !stacks.is_empty() {
-        run_stacks(file, opts, &cells, &stacks, &base, &mut manifest, &pb, started)?;
+        run_stacks(
+            file,
+            opts,
+            &cells,
+            &stacks,
+            &base,
+            &mut manifest,
+            &pb,
+            started,
+        )?;
     }
     let pending = manifest
         .cells
@@ -341,8 +350,7 @@ fn plan_stacks(
     let mut groups: BTreeMap<stacked::StackKey, Vec<usize>> = BTreeMap::new();
     for (i, c) in cells.iter().enumerate() {
         let arm = &file.arms[c.arm_index].config;
-        if manifest.cells[i].status != CellStatus::Pending || stacked::unsupported(arm).is_some()
-        {
+        if manifest.cells[i].status != CellStatus::Pending || stacked::unsupported(arm).is_some() {
             continue;
         }
         let key = stacked::key(arm, expected_train_len(file, c.arm_index));

@@ -320,7 +320,12 @@ pub fn train_stack(
     }
     let form = |l: &Live<'_>| {
         let d = &l.data;
-        (d.train.len(), d.train.features, d.train.classes, d.val.len())
+        (
+            d.train.len(),
+            d.train.features,
+            d.train.classes,
+            d.val.len(),
+        )
     };
     for l in &live[1..] {
         if form(l) != form(&live[0]) {
@@ -485,9 +490,14 @@ pub fn train_stack(
                     .mul_scalar(1.0 - mo)
                     .add(mean.mul_scalar(mo))
                     .reshape(dims);
-                run[2 * i + 1] = rv.mul_scalar(1.0 - mo).add(var.mul_scalar(mo)).reshape(dims);
+                run[2 * i + 1] = rv
+                    .mul_scalar(1.0 - mo)
+                    .add(var.mul_scalar(mo))
+                    .reshape(dims);
             }
-            update(&mut p, grads, &mut m1, &mut m2, &mut live, &lrs, kind, nesterov, base);
+            update(
+                &mut p, grads, &mut m1, &mut m2, &mut live, &lrs, kind, nesterov, base,
+            );
             for (k, row) in rows.iter_mut().enumerate() {
                 row.push(StepRecord {
                     step,
@@ -662,7 +672,11 @@ fn update(
                         .mul(had.clone())
                         .add(g.clone().mul(fresh.clone()));
                     m1[i] = v.clone();
-                    g = if nesterov { v.mul(mo.clone()).add(g) } else { v };
+                    g = if nesterov {
+                        v.mul(mo.clone()).add(g)
+                    } else {
+                        v
+                    };
                 }
                 p[i] = p[i].clone() - g.mul(lr.clone());
             }
@@ -687,7 +701,10 @@ fn update(
                     .clone()
                     .mul(beta1.clone())
                     .add(g.clone().mul(f1.clone()));
-                m2[i] = m2[i].clone().mul(beta2.clone()).add(g.square().mul(f2.clone()));
+                m2[i] = m2[i]
+                    .clone()
+                    .mul(beta2.clone())
+                    .add(g.square().mul(f2.clone()));
             }
             if kind == OptimizerKind::Adam {
                 let bc2 = |l: &Live<'_>| (1.0 - b2(l).powi(l.time)).sqrt();
@@ -708,13 +725,14 @@ fn update(
                     .zip(lrs)
                     .map(|(l, &lr)| {
                         let rate = lr * ((l.s.train.optimizer.weight_decay as f32) as f64);
-                        if rate == 0.0 { 1.0 } else { (1.0 - rate) as f32 }
+                        if rate == 0.0 {
+                            1.0
+                        } else {
+                            (1.0 - rate) as f32
+                        }
                     })
                     .collect();
-                let keep = keep
-                    .iter()
-                    .any(|&k| k != 1.0)
-                    .then(|| col(&keep, device));
+                let keep = keep.iter().any(|&k| k != 1.0).then(|| col(&keep, device));
                 for i in 0..p.len() {
                     let delta = m1[i]
                         .clone()
@@ -748,7 +766,11 @@ mod tests {
         let model = Mlp::new(&spec, BatchNormMode::Train, 8, 3, &ad);
         let x: Vec<f32> = (0..32 * 8).map(|i| ((i * 37 % 11) as f32) / 11.0).collect();
         let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [32, 8]), &ad);
-        let want = model.forward(xt).into_data().try_to_vec_as::<f32>().unwrap();
+        let want = model
+            .forward(xt)
+            .into_data()
+            .try_to_vec_as::<f32>()
+            .unwrap();
         let (layers, (ow, ob)) = model.parts();
         let mut p: Vec<Tensor<3>> = Vec::new();
         for l in layers {
