@@ -418,6 +418,10 @@ pub enum BenchCommand {
         /// Steps per cell (default: a few hundred, fewer at large sizes).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         steps: Option<u64>,
+        /// cell: one worker process per cell, `jobs` at once; stacked: all the cells as one
+        /// stack in this process (`run --engine stacked`).
+        #[arg(long, default_value = "cell")]
+        engine: crate::harness::Engine,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -751,6 +755,7 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                 jobs,
                 sizes,
                 steps,
+                engine,
                 json,
             } => {
                 let cells: Vec<usize> = cells.iter().map(|&c| c as usize).collect();
@@ -760,6 +765,7 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                     &cells,
                     crate::harness::parallel::jobs_or_default(jobs),
                     steps.map(|s| s as usize),
+                    engine,
                 )?;
                 if json {
                     println!(

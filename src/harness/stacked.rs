@@ -32,7 +32,9 @@ use super::schedule::lr_at;
 use super::train::{CellOutcome, io, planned_steps, score, write_epoch_rows};
 use crate::error::InputError;
 use crate::manifest::CellStatus;
-use crate::scenario::{ActivationKind, BatchNormMode, OptimizerKind, Scenario, ScheduleUnit};
+use crate::scenario::{
+    ActivationKind, BatchNormMode, OptimizerKind, OptimizerSpec, Scenario, ScheduleUnit,
+};
 use crate::trace::{StepRecord, TraceWriter, ValRecord, ValWriter};
 
 /// Which engine trains a scenario's cells (`--engine`).
@@ -153,11 +155,26 @@ struct Live<'a> {
     watcher: crate::watch::Watcher,
     diverged_at: Option<u64>,
     epochs_done: u64,
+}
+
+/// One cell's optimizer in a stack: its settings and the host side of its state.
+pub(crate) struct OptCell<'a> {
+    spec: &'a OptimizerSpec,
     /// SGD momentum: whether the cell has a velocity yet (burn's first step uses the
     /// gradient as it is).
     has_velocity: bool,
     /// Adam/AdamW: steps since the state began.
     time: i32,
+}
+
+impl<'a> OptCell<'a> {
+    pub(crate) fn new(spec: &'a OptimizerSpec) -> Self {
+        OptCell {
+            spec,
+            has_velocity: false,
+            time: 0,
+        }
+    }
 }
 
 /// The model's form, shared by the stack.
@@ -313,8 +330,6 @@ pub fn train_stack(
             watcher: crate::watch::Watcher::new(crate::watch::WatchConfig::default()),
             diverged_at: None,
             epochs_done: 0,
-            has_velocity: false,
-            time: 0,
             data,
         });
     }
@@ -335,20 +350,8 @@ pub fn train_stack(
             ));
         }
     }
-    // Stack each parameter over the cells.
-    let stack = |per_cell: Vec<Vec<Tensor<2>>>| -> Vec<Tensor<3>> {
-        let n = per_cell.first().map_or(0, |p| p.len());
-        let mut cols: Vec<Vec<Tensor<3>>> = (0..n).map(|_| Vec::new()).collect();
-        for p in per_cell {
-            for (i, t) in p.into_iter().enumerate() {
-                let [a, b] = [t.dims()[0], t.dims()[1]];
-                cols[i].push(t.reshape([1, a, b]));
-            }
-        }
-        cols.into_iter().map(|c| Tensor::cat(c, 0)).collect()
-    };
-    let mut p = stack(params);
-    let mut run = stack(running);
+    let mut p = stack_cells(params);
+    let mut run = stack_cells(running);
     let shape = Shape {
         layers: first.model.hidden.len(),
         batch_norm: first.model.batch_norm,
@@ -366,6 +369,10 @@ pub fn train_stack(
     let with_momentum = kind == OptimizerKind::Sgd && first.train.optimizer.momentum > 0.0;
     let nesterov = with_momentum && first.train.optimizer.nesterov;
     let adaptive = kind != OptimizerKind::Sgd;
+    let mut opt: Vec<OptCell<'_>> = live
+        .iter()
+        .map(|l| OptCell::new(&l.s.train.optimizer))
+        .collect();
     let mut m1: Vec<Tensor<3>> = if with_momentum || adaptive {
         p.iter().map(|t| t.zeros_like()).collect()
     } else {
@@ -417,15 +424,15 @@ pub fn train_stack(
                 _ => 1.0,
             })
             .collect();
-        if keep.iter().any(|&k| k == 0.0) {
+        if keep.contains(&0.0) {
             let keep_t = col(&keep, base);
             for t in m1.iter_mut().chain(m2.iter_mut()) {
                 *t = t.clone().mul(keep_t.clone());
             }
-            for (l, &k) in live.iter_mut().zip(&keep) {
+            for (o, &k) in opt.iter_mut().zip(&keep) {
                 if k == 0.0 {
-                    l.has_velocity = false;
-                    l.time = 0;
+                    o.has_velocity = false;
+                    o.time = 0;
                 }
             }
         }
@@ -481,22 +488,9 @@ pub fn train_stack(
                 .iter()
                 .map(|t| t.grad(&grads).expect("every parameter has a gradient"))
                 .collect();
-            for (i, (mean, var)) in stats.into_iter().enumerate() {
-                let dims = run[2 * i].dims();
-                let mo = shape.bn_momentum;
-                let rm = run[2 * i].clone().reshape([c * dims[2]]);
-                let rv = run[2 * i + 1].clone().reshape([c * dims[2]]);
-                run[2 * i] = rm
-                    .mul_scalar(1.0 - mo)
-                    .add(mean.mul_scalar(mo))
-                    .reshape(dims);
-                run[2 * i + 1] = rv
-                    .mul_scalar(1.0 - mo)
-                    .add(var.mul_scalar(mo))
-                    .reshape(dims);
-            }
+            update_running(&mut run, stats, shape.bn_momentum);
             update(
-                &mut p, grads, &mut m1, &mut m2, &mut live, &lrs, kind, nesterov, base,
+                &mut p, grads, &mut m1, &mut m2, &mut opt, &lrs, kind, nesterov, base,
             );
             for (k, row) in rows.iter_mut().enumerate() {
                 row.push(StepRecord {
@@ -584,6 +578,11 @@ pub fn train_stack(
             .map(|k| k as i64)
             .collect();
         let mut kept = Vec::new();
+        let mut k = 0;
+        opt.retain(|_| {
+            k += 1;
+            !leaving.contains(&(k - 1))
+        });
         for (k, l) in live.into_iter().enumerate() {
             if leaving.contains(&k) {
                 on(StackEvent::Done {
@@ -624,12 +623,12 @@ pub fn train_stack(
 
 /// One optimizer step for every cell, burn-optim 0.22.1's formulas with per-cell values.
 #[allow(clippy::too_many_arguments)]
-fn update(
+pub(crate) fn update(
     p: &mut [Tensor<3>],
     grads: Vec<Tensor<3>>,
     m1: &mut [Tensor<3>],
     m2: &mut [Tensor<3>],
-    live: &mut [Live<'_>],
+    live: &mut [OptCell<'_>],
     lrs: &[f64],
     kind: OptimizerKind,
     nesterov: bool,
@@ -640,14 +639,11 @@ fn update(
             l.time += 1;
         }
     }
-    let per = |f: &dyn Fn(&Live<'_>) -> f32| -> Tensor<3> {
+    let per = |f: &dyn Fn(&OptCell<'_>) -> f32| -> Tensor<3> {
         col(&live.iter().map(f).collect::<Vec<_>>(), device)
     };
     let lr = col(&lrs.iter().map(|&l| l as f32).collect::<Vec<_>>(), device);
-    let penalty: Vec<f32> = live
-        .iter()
-        .map(|l| l.s.train.optimizer.weight_decay as f32)
-        .collect();
+    let penalty: Vec<f32> = live.iter().map(|l| l.spec.weight_decay as f32).collect();
     let decay = (kind != OptimizerKind::Adamw && penalty.iter().any(|&w| w > 0.0))
         .then(|| col(&penalty, device));
     match kind {
@@ -655,7 +651,7 @@ fn update(
             let momentum = (!m1.is_empty()).then(|| {
                 let had = per(&|l| if l.has_velocity { 1.0 } else { 0.0 });
                 let fresh = per(&|l| if l.has_velocity { 0.0 } else { 1.0 });
-                (per(&|l| l.s.train.optimizer.momentum as f32), had, fresh)
+                (per(&|l| l.spec.momentum as f32), had, fresh)
             });
             for (i, g) in grads.into_iter().enumerate() {
                 let mut g = g;
@@ -685,8 +681,8 @@ fn update(
             }
         }
         OptimizerKind::Adam | OptimizerKind::Adamw => {
-            let b1 = |l: &Live<'_>| l.s.train.optimizer.beta1 as f32;
-            let b2 = |l: &Live<'_>| l.s.train.optimizer.beta2 as f32;
+            let b1 = |l: &OptCell<'_>| l.spec.beta1 as f32;
+            let b2 = |l: &OptCell<'_>| l.spec.beta2 as f32;
             let beta1 = per(&b1);
             let beta2 = per(&b2);
             let f1 = per(&|l| 1.0 - b1(l));
@@ -707,7 +703,7 @@ fn update(
                     .add(g.square().mul(f2.clone()));
             }
             if kind == OptimizerKind::Adam {
-                let bc2 = |l: &Live<'_>| (1.0 - b2(l).powi(l.time)).sqrt();
+                let bc2 = |l: &OptCell<'_>| (1.0 - b2(l).powi(l.time)).sqrt();
                 let factor = per(&|l| bc2(l) / (1.0 - b1(l).powi(l.time)));
                 let shift = per(&|l| eps * bc2(l));
                 for i in 0..p.len() {
@@ -724,7 +720,7 @@ fn update(
                     .iter()
                     .zip(lrs)
                     .map(|(l, &lr)| {
-                        let rate = lr * ((l.s.train.optimizer.weight_decay as f32) as f64);
+                        let rate = lr * ((l.spec.weight_decay as f32) as f64);
                         if rate == 0.0 {
                             1.0
                         } else {
@@ -746,6 +742,138 @@ fn update(
                 }
             }
         }
+    }
+}
+
+/// `bench sweep --engine stacked`: `cells` copies of the benchmark MLP (`bench train`'s:
+/// 64 inputs, one hidden layer with batch norm, 10 classes, SGD momentum 0.9, LR 0.01)
+/// trained as one stack for `steps` steps, each cell on its own minibatches, the losses
+/// read once at the end. Returns the wall seconds, set-up included.
+pub fn bench_stack(base: &Device, cells: usize, batch: usize, hidden: usize, steps: usize) -> f64 {
+    use rand::{Rng, SeedableRng};
+    let t = Instant::now();
+    let ad = base.clone().autodiff();
+    let (inputs, classes, pool) = (64, 10, 4096.max(batch));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x: Vec<f32> = (0..pool * inputs).map(|_| rng.random::<f32>()).collect();
+    let y: Vec<i64> = (0..pool).map(|i| (i % classes) as i64).collect();
+    let x_all = Tensor::<2>::from_data(TensorData::new(x, [pool, inputs]), &ad);
+    let y_all = Tensor::<1, Int>::from_data(TensorData::new(y, [pool]), &ad);
+    let spec = crate::scenario::ModelSpec {
+        hidden: vec![hidden],
+        batch_norm: true,
+        ..crate::scenario::ModelSpec::default()
+    };
+    let mut per_cell = Vec::new();
+    let mut running = Vec::new();
+    for c in 0..cells {
+        ad.seed(c as u64);
+        let (layers, (ow, ob)) =
+            Mlp::new(&spec, BatchNormMode::Train, inputs, classes, &ad).parts();
+        let mut p: Vec<Tensor<2>> = Vec::new();
+        let mut r: Vec<Tensor<2>> = Vec::new();
+        for l in layers {
+            p.push(l.w);
+            p.push(l.b.unsqueeze_dim::<2>(0));
+            if let Some([g, b, rm, rv]) = l.bn {
+                p.push(g.unsqueeze_dim::<2>(0));
+                p.push(b.unsqueeze_dim::<2>(0));
+                r.push(rm.unsqueeze_dim::<2>(0));
+                r.push(rv.unsqueeze_dim::<2>(0));
+            }
+        }
+        p.push(ow);
+        p.push(ob.unsqueeze_dim::<2>(0));
+        per_cell.push(p);
+        running.push(r);
+    }
+    let mut p = stack_cells(per_cell);
+    let mut run = stack_cells(running);
+    let shape = Shape {
+        layers: 1,
+        batch_norm: true,
+        bn_train: true,
+        activation: ActivationConfig::Relu.init(base),
+        epsilon: BatchNormConfig::new(1).epsilon,
+        bn_momentum: BatchNormConfig::new(1).momentum,
+    };
+    let spec = OptimizerSpec::default();
+    let mut opt: Vec<OptCell<'_>> = (0..cells).map(|_| OptCell::new(&spec)).collect();
+    let mut m1: Vec<Tensor<3>> = p.iter().map(|t| t.zeros_like()).collect();
+    let mut m2 = Vec::new();
+    let lrs = vec![0.01; cells];
+    let mut losses = Vec::with_capacity(steps);
+    for s in 0..steps {
+        let ids: Vec<i64> = (0..cells)
+            .flat_map(|c| (0..batch).map(move |i| (((s + c) % 16 * batch + i) % pool) as i64))
+            .collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [cells * batch]), &ad);
+        let x = x_all
+            .clone()
+            .select(0, ids.clone())
+            .reshape([cells, batch, inputs]);
+        let y = y_all.clone().select(0, ids).reshape([cells, batch, 1]);
+        let leaves: Vec<Tensor<3>> = p
+            .iter()
+            .map(|t| t.clone().autodiff().require_grad())
+            .collect();
+        let (logits, stats) = forward(&leaves, &run, &shape, x, true);
+        let loss = log_softmax(logits, 2)
+            .gather(2, y)
+            .reshape([cells, batch])
+            .mean_dim(1)
+            .neg()
+            .reshape([cells]);
+        losses.push(loss.clone().inner());
+        let grads = loss.sum().backward();
+        let grads: Vec<Tensor<3>> = leaves.iter().filter_map(|t| t.grad(&grads)).collect();
+        update_running(&mut run, stats, shape.bn_momentum);
+        update(
+            &mut p,
+            grads,
+            &mut m1,
+            &mut m2,
+            &mut opt,
+            &lrs,
+            OptimizerKind::Sgd,
+            false,
+            base,
+        );
+    }
+    if !losses.is_empty() {
+        let _ = Tensor::cat(losses, 0).into_data();
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// Stacks each parameter over the cells: `[cells, a, b]` from each cell's `[a, b]`.
+fn stack_cells(per_cell: Vec<Vec<Tensor<2>>>) -> Vec<Tensor<3>> {
+    let n = per_cell.first().map_or(0, |p| p.len());
+    let mut cols: Vec<Vec<Tensor<3>>> = (0..n).map(|_| Vec::new()).collect();
+    for p in per_cell {
+        for (i, t) in p.into_iter().enumerate() {
+            let [a, b] = t.dims();
+            cols[i].push(t.reshape([1, a, b]));
+        }
+    }
+    cols.into_iter().map(|c| Tensor::cat(c, 0)).collect()
+}
+
+/// burn's running-statistics update, per cell: `running·(1 − m) + batch·m`.
+fn update_running(run: &mut [Tensor<3>], stats: Vec<(Tensor<1>, Tensor<1>)>, mo: f64) {
+    for (i, (mean, var)) in stats.into_iter().enumerate() {
+        let dims = run[2 * i].dims();
+        let n = dims[0] * dims[2];
+        let rm = run[2 * i].clone().reshape([n]);
+        let rv = run[2 * i + 1].clone().reshape([n]);
+        run[2 * i] = rm
+            .mul_scalar(1.0 - mo)
+            .add(mean.mul_scalar(mo))
+            .reshape(dims);
+        run[2 * i + 1] = rv
+            .mul_scalar(1.0 - mo)
+            .add(var.mul_scalar(mo))
+            .reshape(dims);
     }
 }
 

@@ -93,6 +93,7 @@ pub trait CauseRule {
         false
     }
     /// The finding for a cause named by its drops (at these steps).
+    #[allow(clippy::wrong_self_convention)]
     fn from_drops(&self, _steps: &[u64]) -> Option<CauseFinding> {
         None
     }
