@@ -115,6 +115,11 @@ pub struct RunArgs {
     /// whatever N.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: Option<u64>,
+    /// cell: each cell alone (today's engine); stacked: cells of one model shape train as
+    /// one model with a leading cell axis (refuses dropout, exit 2); auto: stacked for every
+    /// group of two or more such cells on a CPU device, the rest one cell at a time.
+    #[arg(long, default_value = "cell")]
+    pub engine: crate::harness::Engine,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +223,11 @@ pub struct CheckArgs {
     /// whatever N.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: Option<u64>,
+    /// cell: each cell alone (today's engine); stacked: cells of one model shape train as
+    /// one model with a leading cell axis (refuses dropout, exit 2); auto: stacked for every
+    /// group of two or more such cells on a CPU device, the rest one cell at a time.
+    #[arg(long, default_value = "cell")]
+    pub engine: crate::harness::Engine,
     #[command(flatten)]
     pub expect: ExpectArgs,
     #[command(flatten)]
@@ -408,6 +418,10 @@ pub enum BenchCommand {
         /// Steps per cell (default: a few hundred, fewer at large sizes).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         steps: Option<u64>,
+        /// cell: one worker process per cell, `jobs` at once; stacked: all the cells as one
+        /// stack in this process (`run --engine stacked`).
+        #[arg(long, default_value = "cell")]
+        engine: crate::harness::Engine,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -750,6 +764,7 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                 jobs,
                 sizes,
                 steps,
+                engine,
                 json,
             } => {
                 let cells: Vec<usize> = cells.iter().map(|&c| c as usize).collect();
@@ -759,6 +774,7 @@ fn dispatch(cli: Cli) -> Result<i32, InputError> {
                     &cells,
                     crate::harness::parallel::jobs_or_default(jobs),
                     steps.map(|s| s as usize),
+                    engine,
                 )?;
                 if json {
                     println!(
@@ -1058,6 +1074,7 @@ fn check_run_target(
             force: args.force,
             yes: args.yes,
             jobs: crate::harness::parallel::jobs_or_default(args.jobs),
+            engine: args.engine,
         };
         let summary = crate::harness::run_scenario(&f, &opts)?;
         if summary.failed_cells() > 0 {
@@ -1102,6 +1119,7 @@ fn run(args: RunArgs) -> Result<i32, InputError> {
         force: args.force,
         yes: args.yes,
         jobs: crate::harness::parallel::jobs_or_default(args.jobs),
+        engine: args.engine,
     };
     let summary = crate::harness::run_scenario(&file, &opts)?;
     let failed = summary.failed_cells();

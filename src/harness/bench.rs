@@ -114,6 +114,9 @@ pub fn default_steps(batch: usize, hidden: usize) -> usize {
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepRow {
     pub device: String,
+    /// `cell` (one worker process per cell) or `stacked` (all cells as one stack in this
+    /// process).
+    pub engine: String,
     pub batch: usize,
     pub hidden: usize,
     pub cells: usize,
@@ -224,6 +227,7 @@ fn sweep_once(
     let wall = t.elapsed().as_secs_f64();
     Ok(SweepRow {
         device: device.resolve().to_string(),
+        engine: "cell".into(),
         batch,
         hidden,
         cells,
@@ -237,22 +241,56 @@ fn sweep_once(
     })
 }
 
-/// `bench sweep`: at each size, one cell alone, then each count in `cells`, `jobs` at once.
+/// `bench sweep --engine stacked`: `cells` benchmark cells as one stack in this process.
+fn sweep_stacked(
+    device: DeviceChoice,
+    (batch, hidden): (usize, usize),
+    cells: usize,
+    steps: usize,
+) -> SweepRow {
+    let wall = super::stacked::bench_stack(&device.device(), cells, batch, hidden, steps);
+    SweepRow {
+        device: device.resolve().to_string(),
+        engine: "stacked".into(),
+        batch,
+        hidden,
+        cells,
+        jobs: 1,
+        threads_per_job: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        steps_per_cell: steps,
+        wall_s: wall,
+        cell_steps_per_s: (cells * steps) as f64 / wall,
+        vs_one_cell: 1.0,
+        peak_rss_bytes: super::parallel::peak_rss_bytes(),
+    }
+}
+
+/// `bench sweep`: at each size, one cell alone, then each count in `cells`, `jobs` at once
+/// (the cell engine) or as one stack (the stacked engine).
 pub fn sweep(
     device: DeviceChoice,
     sizes: &[(usize, usize)],
     cells: &[usize],
     jobs: usize,
     steps: Option<usize>,
+    engine: super::Engine,
 ) -> Result<Vec<SweepRow>, InputError> {
+    let stacked = engine == super::Engine::Stacked;
+    let once = |size, c, steps| {
+        if stacked {
+            Ok(sweep_stacked(device, size, c, steps))
+        } else {
+            sweep_once(device, size, c, jobs, steps)
+        }
+    };
     let mut rows = Vec::new();
     for &(batch, hidden) in sizes {
         let steps = steps.unwrap_or_else(|| sweep_steps(batch, hidden));
-        let one = sweep_once(device, (batch, hidden), 1, jobs, steps)?;
+        let one = once((batch, hidden), 1, steps)?;
         let base = one.cell_steps_per_s;
         rows.push(one);
         for &c in cells.iter().filter(|&&c| c > 1) {
-            let mut r = sweep_once(device, (batch, hidden), c, jobs, steps)?;
+            let mut r = once((batch, hidden), c, steps)?;
             r.vs_one_cell = r.cell_steps_per_s / base;
             rows.push(r);
         }
@@ -263,13 +301,14 @@ pub fn sweep(
 /// The sweep as a Markdown table.
 pub fn sweep_table(rows: &[SweepRow]) -> String {
     let mut out = String::from(
-        "| device | batch | hidden | cells | jobs × threads | steps/cell | wall s | cell-steps/s | × one cell | peak RSS per worker |\n\
-         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
+        "| device | engine | batch | hidden | cells | jobs × threads | steps/cell | wall s | cell-steps/s | × one cell | peak RSS per worker |\n\
+         |---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} × {} | {} | {:.2} | {:.0} | {:.2}× | {} |\n",
+            "| {} | {} | {} | {} | {} | {} × {} | {} | {:.2} | {:.0} | {:.2}× | {} |\n",
             r.device,
+            r.engine,
             r.batch,
             r.hidden,
             r.cells,

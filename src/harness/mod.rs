@@ -11,6 +11,7 @@ pub mod model;
 pub mod overfit_bench;
 pub mod parallel;
 pub mod schedule;
+pub mod stacked;
 pub mod train;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub use device::DeviceChoice;
+pub use stacked::Engine;
 
 use crate::error::InputError;
 use crate::manifest::{
@@ -78,6 +80,9 @@ pub struct RunOptions {
     /// more start that many worker processes of the running executable (which must be the
     /// `dropscope` binary: see [`parallel`]), capped by the cells and the memory.
     pub jobs: usize,
+    /// How cells train: alone ([`Engine::Cell`]), in stacks of one shape
+    /// ([`Engine::Stacked`]), or stacked where that is supported and faster ([`Engine::Auto`]).
+    pub engine: Engine,
 }
 
 /// The outcome of a scenario run.
@@ -151,6 +156,20 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
     let started = Instant::now();
     let cost = budget::estimate(file, |arm| expected_train_len(file, arm));
     budget::admit(file, &cost, budget::available_bytes(), opts.yes)?;
+    if opts.engine == Engine::Stacked
+        && let Some((arm, why)) = file
+            .arms
+            .iter()
+            .find_map(|a| stacked::unsupported(&a.config).map(|w| (&a.name, w)))
+    {
+        return Err(InputError::new(
+            &file.path,
+            format!(
+                "--engine stacked cannot train arm '{arm}': {why} (use --engine cell, or auto \
+                 to train such cells one at a time)"
+            ),
+        ));
+    }
     let device_name = opts.device.resolve().to_string();
     let prepared = crate::rundir::prepare_out(
         &opts.out,
@@ -247,11 +266,34 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
     }
     manifest.adapter = Some(adapter);
     manifest.write(&opts.out)?;
+    let stacks = plan_stacks(file, opts, &cells, &manifest);
+    if !stacks.is_empty() {
+        run_stacks(
+            file,
+            opts,
+            &cells,
+            &stacks,
+            &base,
+            &mut manifest,
+            &pb,
+            started,
+        )?;
+    }
     let pending = manifest
         .cells
         .iter()
         .filter(|c| c.status == CellStatus::Pending)
         .count();
+    if pending == 0 {
+        pb.finish_and_clear();
+        manifest.wall_s = started.elapsed().as_secs_f64();
+        manifest.write(&opts.out)?;
+        drop(prepared.lock);
+        return Ok(RunSummary {
+            manifest,
+            out: opts.out.clone(),
+        });
+    }
     let jobs = parallel::effective_jobs(
         opts.jobs,
         pending,
@@ -288,6 +330,137 @@ pub fn run_scenario(file: &ScenarioFile, opts: &RunOptions) -> Result<RunSummary
         manifest,
         out: opts.out.clone(),
     })
+}
+
+/// The stacks to train: groups of pending cells (indices into `cells`) of one
+/// [`stacked::StackKey`]. `cell` stacks nothing; `stacked` everything (support was checked
+/// before the run began); `auto` the groups of two or more supported cells on a CPU device.
+fn plan_stacks(
+    file: &ScenarioFile,
+    opts: &RunOptions,
+    cells: &[Cell],
+    manifest: &Manifest,
+) -> Vec<Vec<usize>> {
+    let auto = match opts.engine {
+        Engine::Cell => return Vec::new(),
+        Engine::Auto if !opts.device.is_cpu() => return Vec::new(),
+        Engine::Auto => true,
+        Engine::Stacked => false,
+    };
+    let mut groups: BTreeMap<stacked::StackKey, Vec<usize>> = BTreeMap::new();
+    for (i, c) in cells.iter().enumerate() {
+        let arm = &file.arms[c.arm_index].config;
+        if manifest.cells[i].status != CellStatus::Pending || stacked::unsupported(arm).is_some() {
+            continue;
+        }
+        let key = stacked::key(arm, expected_train_len(file, c.arm_index));
+        groups.entry(key).or_default().push(i);
+    }
+    let mut out: Vec<Vec<usize>> = groups
+        .into_values()
+        .filter(|g| !auto || g.len() >= 2)
+        .collect();
+    out.sort();
+    out
+}
+
+/// Trains each stack in this process, keeping the manifest as [`run_sequential`] does.
+#[allow(clippy::too_many_arguments)]
+fn run_stacks(
+    file: &ScenarioFile,
+    opts: &RunOptions,
+    cells: &[Cell],
+    stacks: &[Vec<usize>],
+    base: &burn::tensor::Device,
+    manifest: &mut Manifest,
+    pb: &ProgressBar,
+    started: Instant,
+) -> Result<(), InputError> {
+    for group in stacks {
+        let members: Vec<stacked::Member<'_>> = group
+            .iter()
+            .map(|&i| stacked::Member {
+                scenario: &file.arms[cells[i].arm_index].config,
+                seed: cells[i].seed,
+                dir: opts.out.join(cells[i].rel_dir()),
+            })
+            .collect();
+        for &i in group {
+            manifest.cells[i].status = CellStatus::Running;
+        }
+        manifest.write(&opts.out)?;
+        pb.set_message(format!("a stack of {} cells", group.len()));
+        let mut write_error = None;
+        let mut on = |e: stacked::StackEvent| match e {
+            stacked::StackEvent::Steps(n) => {
+                pb.inc(n);
+                if !opts.quiet && pb.is_hidden() && started.elapsed() > Duration::from_secs(1) {
+                    pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(PROGRESS_HZ));
+                }
+            }
+            stacked::StackEvent::Epoch {
+                member,
+                steps,
+                epochs,
+            } => {
+                let info = &mut manifest.cells[group[member]];
+                info.steps = steps;
+                info.epochs = epochs;
+                manifest.wall_s = started.elapsed().as_secs_f64();
+                if let Err(e) = manifest.write(&opts.out) {
+                    write_error.get_or_insert(e);
+                }
+            }
+            stacked::StackEvent::Done { member, outcome } => {
+                let info = &mut manifest.cells[group[member]];
+                info.status = outcome.status;
+                info.steps = outcome.steps;
+                info.epochs = outcome.epochs;
+                info.diverged_at_step = outcome.diverged_at_step;
+                info.wall_s = outcome.wall_s;
+                manifest.wall_s = started.elapsed().as_secs_f64();
+                if let Err(e) = manifest.write(&opts.out) {
+                    write_error.get_or_insert(e);
+                }
+            }
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            stacked::train_stack(&members, &file.path, base, &mut on)
+        }));
+        if let Some(e) = write_error {
+            pb.finish_and_clear();
+            return Err(e);
+        }
+        let unfinished: Vec<usize> = group
+            .iter()
+            .copied()
+            .filter(|&i| manifest.cells[i].status == CellStatus::Running)
+            .collect();
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                for &i in &unfinished {
+                    manifest.cells[i].status = CellStatus::Failed;
+                    manifest.cells[i].error = Some(e.to_string());
+                }
+                manifest.wall_s = started.elapsed().as_secs_f64();
+                manifest.write(&opts.out)?;
+                pb.finish_and_clear();
+                return Err(e);
+            }
+            Err(panic) => {
+                let msg = parallel::panic_message(panic.as_ref());
+                for &i in &unfinished {
+                    let c = &mut manifest.cells[i];
+                    c.status = CellStatus::Failed;
+                    c.error = Some(format!("{} on {} (stacked): {msg}", c.arm, opts.device));
+                }
+            }
+        }
+        manifest.wall_s = started.elapsed().as_secs_f64();
+        manifest.write(&opts.out)?;
+    }
+    Ok(())
 }
 
 /// `--jobs 1`: the cells one after another in this process.

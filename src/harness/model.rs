@@ -8,6 +8,13 @@ use burn::tensor::{Device, Tensor};
 
 use crate::scenario::{ActivationKind, BatchNormMode, ModelSpec};
 
+/// One hidden layer's initial values (see [`Mlp::parts`]).
+pub struct LayerParts {
+    pub w: Tensor<2>,
+    pub b: Tensor<1>,
+    pub bn: Option<[Tensor<1>; 4]>,
+}
+
 #[derive(Module, Debug)]
 pub struct Mlp {
     hidden: Vec<Linear>,
@@ -55,6 +62,39 @@ impl Mlp {
             dropout: DropoutConfig::new(spec.dropout).init(),
             output: LinearConfig::new(width, classes).init(device),
         }
+    }
+
+    /// The initial values the stacked engine copies, on the plain device: per hidden
+    /// layer `(weight [in, out], bias [out], batch norm (gamma, beta, running mean,
+    /// running var) if any)`, then the output layer's `(weight, bias)`.
+    pub fn parts(&self) -> (Vec<LayerParts>, (Tensor<2>, Tensor<1>)) {
+        let linear = |l: &Linear| {
+            // Parameters initialize lazily, on first read, from the device's random
+            // stream: read them in the order the forward pass does (weight, then bias).
+            let w = l.weight.val().inner();
+            let b = l.bias.as_ref().map(|b| b.val().inner());
+            let out = w.dims()[1];
+            let b = b.unwrap_or_else(|| Tensor::zeros([out], &w.device()));
+            (w, b)
+        };
+        let layers = self
+            .hidden
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let (w, b) = linear(l);
+                let bn = self.norms.get(i).map(|n| {
+                    [
+                        n.gamma.val().inner(),
+                        n.beta.val().inner(),
+                        n.running_mean.value().inner(),
+                        n.running_var.value().inner(),
+                    ]
+                });
+                LayerParts { w, b, bn }
+            })
+            .collect();
+        (layers, linear(&self.output))
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {

@@ -213,6 +213,7 @@ fn verdicts(
         force: true,
         yes: true,
         jobs: opts.jobs,
+        engine: crate::harness::Engine::Cell,
     };
     run_scenario(file, &run_opts)?;
     let (manifest, traces) = crate::rundir::load(out)?;

@@ -95,6 +95,14 @@ fn evaluate(model: &Mlp, x: &Tensor<2>, y: &[u32]) -> (f64, f64) {
     let k = logits.dims()[1];
     let data = logits.into_data();
     let v: Vec<f32> = data.try_to_vec_as::<f32>().unwrap_or_default();
+    score(&v, k, y)
+}
+
+/// Mean cross-entropy and accuracy of row-major logits (`k` classes) against `y`, in f64.
+pub(crate) fn score(v: &[f32], k: usize, y: &[u32]) -> (f64, f64) {
+    if y.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
     let mut loss = 0.0;
     let mut correct = 0usize;
     for (i, row) in v.chunks(k).enumerate() {
@@ -116,8 +124,48 @@ fn evaluate(model: &Mlp, x: &Tensor<2>, y: &[u32]) -> (f64, f64) {
     (loss / n, correct as f64 / n)
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> InputError + '_ {
+pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> InputError + '_ {
     move |e| InputError::io(path, &e)
+}
+
+/// Fills in an epoch's losses (`raw`, one per row) as the scenario logs them, flags the
+/// first non-finite loss as divergence, and writes the rows: what both engines write.
+pub(crate) fn write_epoch_rows(
+    s: &Scenario,
+    rows: &mut [StepRecord],
+    raw: &[f64],
+    watcher: &mut crate::watch::Watcher,
+    diverged_at: &mut Option<u64>,
+    trace: &mut TraceWriter,
+    trace_path: &Path,
+) -> Result<(), InputError> {
+    let mut sum = 0.0;
+    for (k, (row, &l)) in rows.iter_mut().zip(raw).enumerate() {
+        sum += l;
+        row.loss = match s.train.log {
+            LogMode::PerStep => l,
+            LogMode::RunningMean => sum / (k + 1) as f64,
+        };
+        let diverging = watcher
+            .push(row.step, l, row.lr, row.epoch)
+            .into_iter()
+            .find(|a| {
+                // A loss that rose for good is a result to analyse, not a reason to stop.
+                matches!(
+                    a.kind,
+                    crate::watch::AlertKind::Divergence {
+                        reason: crate::watch::DivergenceReason::NonFinite
+                    }
+                )
+            });
+        if let Some(a) = diverging
+            && diverged_at.is_none()
+        {
+            *diverged_at = Some(a.step);
+        }
+        trace.write(row).map_err(io(trace_path))?;
+    }
+    Ok(())
 }
 
 /// Trains one cell and writes `dir/trace.csv` and `dir/val.csv` as it goes.
@@ -238,32 +286,15 @@ pub fn train_cell(
                 .map(|v| v as f64)
                 .collect()
         };
-        let mut sum = 0.0;
-        for (k, (row, &l)) in rows.iter_mut().zip(&raw).enumerate() {
-            sum += l;
-            row.loss = match s.train.log {
-                LogMode::PerStep => l,
-                LogMode::RunningMean => sum / (k + 1) as f64,
-            };
-            let diverging = watcher
-                .push(row.step, l, row.lr, row.epoch)
-                .into_iter()
-                .find(|a| {
-                    // A loss that rose for good is a result to analyse, not a reason to stop.
-                    matches!(
-                        a.kind,
-                        crate::watch::AlertKind::Divergence {
-                            reason: crate::watch::DivergenceReason::NonFinite
-                        }
-                    )
-                });
-            if let Some(a) = diverging
-                && diverged_at.is_none()
-            {
-                diverged_at = Some(a.step);
-            }
-            trace.write(row).map_err(io(&trace_path))?;
-        }
+        write_epoch_rows(
+            s,
+            &mut rows,
+            &raw,
+            &mut watcher,
+            &mut diverged_at,
+            &mut trace,
+            &trace_path,
+        )?;
         trace.flush().map_err(io(&trace_path))?;
         epochs_done = epoch + 1;
         progress(Progress::Epoch {

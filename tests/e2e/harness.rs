@@ -703,3 +703,218 @@ fn list_shows_every_bundled_scenario_with_a_description() {
         assert!(line.len() > name.len() + 20, "{line}");
     }
 }
+
+/// A scenario of 2 LR schedules × 2 seeds without dropout: one stack of four cells.
+fn stackable_scenario(dir: &Path, epochs: u64, lr_levels: &str, vary: &str) -> String {
+    let p = dir.join("stack.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"description = "stacked cells"
+seeds = [1, 2]
+
+[data]
+samples = 1000
+features = 8
+classes = 3
+label_noise = 0.1
+
+[model]
+hidden = [16]
+
+[train]
+epochs = {epochs}
+batch_size = 32
+
+[train.lr]
+period = 50
+
+[[vary]]
+path = "{vary}"
+levels = [{lr_levels}]
+"#
+        ),
+    )
+    .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Per-step losses of every cell of a run: cell dir → losses.
+fn losses_of(out: &Path) -> std::collections::BTreeMap<String, Vec<f64>> {
+    let m = Manifest::read(out).unwrap();
+    m.cells
+        .iter()
+        .map(|c| {
+            let t = read(&out.join(&c.dir).join("trace.csv"));
+            let l = t
+                .lines()
+                .skip(1)
+                .map(|r| r.split(',').nth(3).unwrap().parse::<f64>().unwrap())
+                .collect();
+            (c.dir.clone(), l)
+        })
+        .collect()
+}
+
+#[test]
+fn the_stacked_engine_matches_the_cell_engine_step_for_step() {
+    let d = temp_dir("run-stacked-parity");
+    // 4 cells (seeds × constant / cosine-restarts), 25 steps an epoch, 300 steps.
+    let s = stackable_scenario(
+        &d,
+        12,
+        r#""constant", "cosine-restarts""#,
+        "train.lr.schedule",
+    );
+    let (cell, stack) = (d.join("cell"), d.join("stack"));
+    run_ok(&s, &cell, &["--jobs", "1", "--no-report"]);
+    run_ok(&s, &stack, &["--engine", "stacked", "--no-report"]);
+    let (a, b) = (losses_of(&cell), losses_of(&stack));
+    assert_eq!(a.len(), 4);
+    for (dir, la) in &a {
+        let lb = &b[dir];
+        assert_eq!(la.len(), 300, "{dir}");
+        assert_eq!(la.len(), lb.len(), "{dir}");
+        for (k, (x, y)) in la.iter().zip(lb).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(y.abs()),
+                "{dir} step {k}: cell {x} vs stacked {y}"
+            );
+        }
+    }
+    let (ma, mb) = (manifest_sans_times(&cell), manifest_sans_times(&stack));
+    assert_eq!(ma.cells, mb.cells);
+}
+
+#[test]
+fn two_stacked_runs_write_byte_identical_traces() {
+    let d = temp_dir("run-stacked-repro");
+    let s = stackable_scenario(&d, 3, r#""constant", "cosine""#, "train.lr.schedule");
+    let (a, b) = (d.join("a"), d.join("b"));
+    run_ok(&s, &a, &["--engine", "stacked", "--no-report"]);
+    run_ok(&s, &b, &["--engine", "stacked", "--no-report"]);
+    let (fa, fb) = (files_under(&a), files_under(&b));
+    let names: Vec<&String> = fa.keys().filter(|k| *k != "manifest.json").collect();
+    assert_eq!(names.iter().filter(|k| k.ends_with("trace.csv")).count(), 4);
+    for k in names {
+        assert!(fa[k] == fb[k], "{k} differs between two stacked runs");
+    }
+    assert_eq!(manifest_sans_times(&a), manifest_sans_times(&b));
+}
+
+#[test]
+fn a_diverging_cell_leaves_its_stack_and_the_others_finish() {
+    let d = temp_dir("run-stacked-diverge");
+    let s = stackable_scenario(&d, 3, "0.05, 1e9, 0.1", "train.lr.base");
+    let (cell, stack) = (d.join("cell"), d.join("stack"));
+    run_ok(&s, &stack, &["--engine", "stacked", "--no-report"]);
+    let m = Manifest::read(&stack).unwrap();
+    assert_eq!(m.cells.len(), 6);
+    for c in &m.cells {
+        let lr = m.arm(&c.arm).unwrap().factors["train.lr.base"]
+            .as_f64()
+            .unwrap();
+        if lr > 1e6 {
+            assert_eq!(c.status, CellStatus::Diverged, "{c:?}");
+            assert!(c.diverged_at_step.is_some());
+        } else {
+            assert_eq!(c.status, CellStatus::Completed, "{c:?}");
+            assert_eq!((c.steps, c.epochs), (75, 3), "{c:?}");
+        }
+    }
+    // The cells beside the diverged ones train as they would alone.
+    run_ok(&s, &cell, &["--jobs", "1", "--no-report"]);
+    assert_eq!(
+        manifest_sans_times(&cell).cells,
+        m.cells
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.wall_s = 0.0;
+                c
+            })
+            .collect::<Vec<_>>()
+    );
+    let (a, b) = (losses_of(&cell), losses_of(&stack));
+    for c in m.cells.iter().filter(|c| c.status == CellStatus::Completed) {
+        for (x, y) in a[&c.dir].iter().zip(&b[&c.dir]) {
+            assert!((x - y).abs() <= 1e-4 * x.abs(), "{}: {x} vs {y}", c.dir);
+        }
+    }
+}
+
+#[test]
+fn the_stacked_engine_refuses_dropout_in_one_line_and_auto_falls_back() {
+    let d = temp_dir("run-stacked-refuse");
+    let s = sweep_scenario(&d, 2, "train.lr.base", "0.05, 0.1", "1, 2");
+    let out = d.join("out");
+    let o = run(&[
+        "run",
+        &s,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--engine",
+        "stacked",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("dropout"), "{err}");
+    assert!(!out.join("manifest.json").exists());
+    // auto trains them one cell at a time: the cell engine's files, byte for byte.
+    let (auto, cell) = (d.join("auto"), d.join("cell"));
+    run_ok(
+        &s,
+        &auto,
+        &["--engine", "auto", "--jobs", "1", "--no-report"],
+    );
+    run_ok(&s, &cell, &["--jobs", "1", "--no-report"]);
+    let (fa, fb) = (files_under(&auto), files_under(&cell));
+    for k in fa.keys().filter(|k| k.ends_with(".csv")) {
+        assert!(fa[k] == fb[k], "{k}");
+    }
+}
+
+/// Causes named per arm in `run --format json`: arm → sorted causes.
+fn causes_by_arm(json: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let mut c: Vec<String> = a["causes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["cause"].as_str().unwrap().to_string())
+                .collect();
+            c.sort();
+            (a["name"].as_str().unwrap().to_string(), c)
+        })
+        .collect()
+}
+
+#[test]
+fn a_bundled_scenario_names_the_same_causes_with_either_engine() {
+    let d = temp_dir("run-stacked-bundled");
+    let (cell, stack) = (d.join("cell"), d.join("stack"));
+    let a = run_ok(
+        "running-mean-log",
+        &cell,
+        &["--jobs", "1", "--format", "json"],
+    );
+    let b = run_ok(
+        "running-mean-log",
+        &stack,
+        &["--engine", "stacked", "--format", "json"],
+    );
+    let (ca, cb) = (causes_by_arm(&stdout(&a)), causes_by_arm(&stdout(&b)));
+    assert_eq!(ca.len(), 2);
+    assert!(
+        ca["running-mean"].contains(&"running_mean_artifact".to_string()),
+        "{ca:?}"
+    );
+    assert_eq!(ca, cb);
+}
