@@ -511,6 +511,37 @@ mod tests {
     }
 
     #[test]
+    fn the_widened_table_flags_each_row_against_the_targets() {
+        let row = |shape, f1, fp| WideRow {
+            shape,
+            noise: NoiseModel::Gaussian,
+            n: 2000,
+            series: 1,
+            planted: 2,
+            precision: 1.0,
+            recall: 1.0,
+            f1,
+            clean_false_per_10k: fp,
+        };
+        let t = WideTable {
+            seed: 1,
+            rows: vec![
+                row(TrendShape::ExpFloor, 0.9, 0.0),
+                row(TrendShape::PowerLaw, 0.5, 0.0),
+                row(TrendShape::WarmupDecay, 0.9, 0.5),
+            ],
+        };
+        let text = t.to_string();
+        let flags: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .filter(|w| *w == "yes" || *w == "no")
+            .collect();
+        assert_eq!(flags, ["yes", "no", "no"], "{text}");
+        assert!(text.contains("worst row: power-law"), "{text}");
+    }
+
+    #[test]
     fn the_ablation_switches_each_stage_off_and_moves_each_threshold_both_ways() {
         let base = DetectConfig::default();
         let v = ablation_variants(&base);
