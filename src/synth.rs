@@ -298,7 +298,7 @@ impl NoiseModel {
 /// replace the in-repo curve and noise. Drops are sized in units of the noise's bulk
 /// scale where they are planted (for shrinking noise, the scale at that point).
 pub fn planted_wide(spec: &SynthSpec, shape: TrendShape, noise: NoiseModel) -> SynthSeries {
-    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed_0f_11);
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed_0f11);
     let params = [
         rng.random_range(0.05..0.3),
         rng.random_range(0.15..0.4),

@@ -274,8 +274,8 @@ impl fmt::Display for WideTable {
         )?;
         writeln!(
             f,
-            "{:<13} {:<10} {:>6} {:>8} {:>9} {:>7} {:>6} {:>12}  {}",
-            "trend", "noise", "n", "planted", "precision", "recall", "F1", "clean f/10k", "met"
+            "{:<13} {:<10} {:>6} {:>8} {:>9} {:>7} {:>6} {:>12}  met",
+            "trend", "noise", "n", "planted", "precision", "recall", "F1", "clean f/10k"
         )?;
         for r in &self.rows {
             let met = r.f1 >= WIDE_MIN_F1 && r.clean_false_per_10k <= WIDE_MAX_FALSE;
