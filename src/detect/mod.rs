@@ -64,7 +64,7 @@ mod shape;
 mod spd;
 #[cfg(test)]
 mod stages;
-mod stepwise;
+pub mod stepwise;
 mod sums;
 mod trend;
 
@@ -138,6 +138,144 @@ pub struct DetectConfig {
     /// A scan cluster whose strongest position fails may stand on another member that
     /// passes at twice `z_threshold` (see `select::stand_in`). Default on.
     pub stand_in: bool,
+    /// The confirming fits (stage 6) and the stand-in's bar.
+    pub confirm: ConfirmConfig,
+    /// Closest a rescan's new change may be to a confirmed one, in points. Default 8.
+    pub rescan_min_separation: usize,
+    /// The global search (stage 10).
+    pub global: GlobalConfig,
+    /// The rescue's joint fits (stage 9); its keep threshold is `z_joint`.
+    pub rescue: RescueConfig,
+}
+
+/// The rescue's joint fits: a polynomial trend plus every confirmed change nearby, over a
+/// window a few times the local reach.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RescueConfig {
+    /// Half-width of the joint window, as a multiple of the local reach. Default 2.
+    pub span_reach: usize,
+    /// Shortest half-span tried, in points. Default 512: shorter, the quadratic trend
+    /// takes too much of a small jump.
+    pub min_span: usize,
+    /// Polynomial degree of the trend in the joint window. Default 2.
+    pub degree: usize,
+    /// Time constant of the recovery term, in points. Default 170 (the middle of the
+    /// recoveries seen in the bundled scenarios).
+    pub recovery_tau: f64,
+    /// Most confirmed changes modelled in one window. Default 8.
+    pub max_terms: usize,
+    /// Points each side searched when placing a rescued drop. Default 48.
+    pub radius: usize,
+    /// Points each side of the searched range the placing split uses. Default 256.
+    pub place_reach: usize,
+    /// Share of `z_joint` a candidate must show at first look. Default 0.7.
+    pub prefilter: f64,
+    /// Chi-square (2 degrees of freedom) a quartic may gain over the quadratic trend before
+    /// the window is too curved to trust. Default 6 (p ≈ 0.05).
+    pub lack_of_fit: f64,
+    /// Standard errors the quartic's jump may differ from the quadratic's. Default 1.
+    pub agree_k: f64,
+}
+
+impl Default for RescueConfig {
+    fn default() -> Self {
+        RescueConfig {
+            span_reach: 2,
+            min_span: 512,
+            degree: 2,
+            recovery_tau: 170.0,
+            max_terms: 8,
+            radius: 48,
+            place_reach: 256,
+            prefilter: 0.7,
+            lack_of_fit: 6.0,
+            agree_k: 1.0,
+        }
+    }
+}
+
+/// Where the global search runs and how its drops meet the local tests' (stage 10). Its
+/// keep threshold is `z_global`, its second opinion `z_support`, its placement window
+/// `placement_window`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GlobalConfig {
+    /// Longest series searched, in points. Default 50,000: beyond it the search costs more
+    /// than the speed target allows (issue 11: this is a cliff still to remove).
+    pub max_points: usize,
+    /// Closest a drop from the global search may be to a change already confirmed, in
+    /// points. Default 40.
+    pub separation: usize,
+    /// Points at the start where the global search adds no drop and gives no second
+    /// opinion. Default 250: early training falls faster than a trend stiff enough to
+    /// leave steps alone can bend, and the spline's first knot span (the shortest tried)
+    /// is where it is least determined. The local tests still look.
+    pub lead_in: usize,
+    /// The stepwise search itself: spline, scan, placement.
+    pub search: stepwise::StepwiseConfig,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            max_points: 50_000,
+            separation: 40,
+            lead_in: 250,
+            search: stepwise::StepwiseConfig::default(),
+        }
+    }
+}
+
+/// Fewest points on either side of a two-line test, in every stage that fits one: a line
+/// through fewer is too noisy to measure a shift at all.
+const MIN_SIDE: usize = 8;
+
+/// The confirming fits: how long a drop must hold, the "sudden" cross-check, where the
+/// next change's window may start, and the placement search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfirmConfig {
+    /// Points a drop is always measured over after it, even at a neighbour. Default 64: a
+    /// dip that a rise soon undoes is noise (or a spike upside down), not a drop.
+    pub min_after_drop: usize,
+    /// Half-width, in points, of the shortest balanced windows a shift is cross-checked
+    /// with. Default 64.
+    pub check_half: usize,
+    /// The other cross-check uses balanced windows this many times shorter than the fit's.
+    /// Default 4.
+    pub check_shrink: usize,
+    /// Standard errors the short-range shift may fall short of the long-range one.
+    /// Default 2.5: a bias from a changing curvature grows with the cube of the window, a
+    /// real shift does not shrink.
+    pub check_k: f64,
+    /// Points after a drop left out of the next change's left window, at most. Default 200:
+    /// after a drop the loss may spend a while coming back (a sawtooth), which no line
+    /// follows.
+    pub settle: usize,
+    /// A stand-in must pass at this many times `z_threshold`. Default 2: it is a second
+    /// look over several positions where local lines misfit most (on real logs a stand-in
+    /// at 1× found an 8.9% "drop" at z -4.6 in the first epoch of a smooth SFT run).
+    pub stand_in_z_factor: f64,
+    /// Points each side of a confirmed change searched for its best position. Default 48.
+    pub localize_radius: usize,
+    /// Points each side of the searched range that the placing fits use. Default 256.
+    pub localize_reach: usize,
+}
+
+impl Default for ConfirmConfig {
+    fn default() -> Self {
+        ConfirmConfig {
+            min_after_drop: 64,
+            check_half: 64,
+            check_shrink: 4,
+            check_k: 2.5,
+            settle: 200,
+            stand_in_z_factor: 2.0,
+            localize_radius: 48,
+            localize_reach: 256,
+        }
+    }
 }
 
 impl Default for DetectConfig {
@@ -163,6 +301,10 @@ impl Default for DetectConfig {
             rescans: 3,
             rise_filter: true,
             stand_in: true,
+            confirm: ConfirmConfig::default(),
+            rescan_min_separation: 8,
+            global: GlobalConfig::default(),
+            rescue: RescueConfig::default(),
         }
     }
 }
@@ -227,12 +369,6 @@ pub struct Detection {
     pub event_tests: Vec<JumpTest>,
 }
 
-/// Longest series searched against a global trend: beyond it the search costs more than
-/// the speed target allows, and long series have plenty of points per drop anyway.
-const GLOBAL_MAX_POINTS: usize = 50_000;
-/// Closest two changes may be, in points.
-const MIN_SEPARATION: usize = 8;
-
 /// Finds drops and spikes in a loss series, and tests the given event steps.
 ///
 /// Steps may be unsorted, repeated, gappy; losses may be NaN, infinite, zero or negative:
@@ -281,7 +417,10 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
         let extra: Vec<(usize, bool)> =
             scan::segment_scan(p, &grid, (&cuts, fresh.as_deref()), reach, cfg.z_candidate)
                 .into_iter()
-                .filter(|&(t, _)| cuts.iter().all(|&c| c.abs_diff(t) >= MIN_SEPARATION))
+                .filter(|&(t, _)| {
+                    cuts.iter()
+                        .all(|&c| c.abs_diff(t) >= cfg.rescan_min_separation)
+                })
                 .collect();
         pool.extend(extra.iter().filter(|c| c.1).map(|c| c.0));
         if extra.is_empty() {
@@ -322,13 +461,6 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
     global_drops(p, changes, reach, cfg)
 }
 
-/// Closest a drop from the global search may be to a change already confirmed, in points.
-const GLOBAL_SEPARATION: usize = 40;
-/// Points at the start where the global search adds no drop: early training falls faster
-/// than a trend stiff enough to leave steps alone can bend, and the spline's first knot
-/// span (the shortest tried) is where it is least determined. The local tests still look.
-const GLOBAL_LEAD_IN: usize = 250;
-
 /// Adds the drops that the search against one global trend finds and the local tests
 /// missed: far from any confirmed change, sudden, and strong in the global fit.
 fn global_drops(
@@ -340,7 +472,7 @@ fn global_drops(
     // The spline runs along the index: across a logging gap the trend would seem to bend
     // sharply, which the search would take for a change.
     if !(cfg.z_global.is_finite() && cfg.z_global > 0.0)
-        || p.len() > GLOBAL_MAX_POINTS
+        || p.len() > cfg.global.max_points
         || p.cleaning().n_gaps > 0
     {
         return changes;
@@ -348,7 +480,7 @@ fn global_drops(
     let sc = stepwise::StepwiseConfig {
         z_keep: cfg.z_global,
         tolerance: cfg.placement_window,
-        ..stepwise::StepwiseConfig::default()
+        ..cfg.global.search.clone()
     };
     let seeds: Vec<usize> = changes.iter().map(|c| c.at).collect();
     let Some(found) = stepwise::search(p.values(), &sc, &seeds) else {
@@ -366,13 +498,13 @@ fn global_drops(
         f.terms
             .iter()
             .zip(&f.jump)
-            .any(|(t, &j)| j < 0.0 && t.at.abs_diff(at) < GLOBAL_SEPARATION)
+            .any(|(t, &j)| j < 0.0 && t.at.abs_diff(at) < cfg.global.separation)
     };
     let doubtful: Vec<usize> = changes
         .iter()
         .filter(|c| {
             c.down
-                && c.at >= GLOBAL_LEAD_IN
+                && c.at >= cfg.global.lead_in
                 && !ups.iter().any(|&u| u < c.at && c.at - u <= gap)
                 && !near_global(c.at)
         })
@@ -396,12 +528,12 @@ fn global_drops(
     let mut added = Vec::new();
     for (k, t) in f.terms.iter().enumerate() {
         let at = t.at;
-        if f.jump[k] >= 0.0 || -f.jump[k] < cfg.min_drop_log || at < GLOBAL_LEAD_IN {
+        if f.jump[k] >= 0.0 || -f.jump[k] < cfg.min_drop_log || at < cfg.global.lead_in {
             continue;
         }
         if let Some(j) = changes
             .iter()
-            .position(|c| c.at.abs_diff(at) < GLOBAL_SEPARATION)
+            .position(|c| c.at.abs_diff(at) < cfg.global.separation)
         {
             // A drop both found: the global fit places it better, with the trend taken
             // from the whole series rather than from the two sides of the boundary.
@@ -415,7 +547,7 @@ fn global_drops(
         let Some(mut fit) = select::best_fit(p, at, true, (prev, next), reach, cfg) else {
             continue;
         };
-        if !select::sudden(p, at, true, (prev, next), &fit) {
+        if !select::sudden(p, at, true, (prev, next), &fit, cfg) {
             continue;
         }
         fit.jump = f.jump[k];

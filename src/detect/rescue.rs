@@ -3,25 +3,11 @@
 //! window modelled together, so the trend is pinned down by far more points than the two
 //! sides of one boundary.
 
-use super::DetectConfig;
 use super::joint::{Term, drop_fit, joint_fit, target_residuals};
 use super::prepare::Prepared;
 use super::reach::Reach;
 use super::select::{Change, best_fit, sudden};
-
-/// Half-width of the joint window, as a multiple of the local reach.
-pub(crate) const SPAN_REACH: usize = 2;
-/// Polynomial degree of the trend in the joint window.
-pub(crate) const DEG: usize = 2;
-/// Time constant of the recovery term, in points.
-pub(crate) const TR: f64 = 170.0;
-/// Most confirmed changes modelled in one window.
-const MAX_TERMS: usize = 8;
-/// Points each side searched when placing a rescued drop.
-const RADIUS: usize = 48;
-
-/// Points each side of the searched range the placing split uses.
-const PLACE_REACH: usize = 256;
+use super::{DetectConfig, RescueConfig};
 
 /// The split of `r` (values at `r0..`) into two constant levels, downward, that explains
 /// the most, for a split point in `[a, b]`.
@@ -45,21 +31,18 @@ fn best_split(r: &[f64], r0: usize, (a, b): (usize, usize)) -> Option<usize> {
     best.map(|b| b.1)
 }
 
-/// Share of the needed |z| a candidate must show at first look.
-const PREFILTER: f64 = 0.7;
-/// Chi-square (2 degrees of freedom) a quartic may gain over the quadratic trend.
-const LACK_OF_FIT: f64 = 6.0;
-/// Standard errors the quartic's jump may differ from the quadratic's.
-const AGREE_K: f64 = 1.0;
-/// Shortest half-span tried: shorter, the quadratic trend takes too much of a small jump.
-const MIN_SPAN: usize = 512;
-
-fn span(p: &Prepared, changes: &[Change], at: usize, reach: &Reach) -> Option<(usize, usize)> {
+fn span(
+    p: &Prepared,
+    changes: &[Change],
+    at: usize,
+    reach: &Reach,
+    c: &RescueConfig,
+) -> Option<(usize, usize)> {
     let n = p.len();
-    let mut w = SPAN_REACH * reach.at(at);
-    while w >= MIN_SPAN {
+    let mut w = c.span_reach * reach.at(at);
+    while w >= c.min_span {
         let (lo, hi) = (at.saturating_sub(w), (at + w).min(n));
-        let mut terms = terms_near(changes, lo, hi);
+        let mut terms = terms_near(changes, lo, hi, c.max_terms);
         let k = terms.partition_point(|t| t.at < at);
         terms.insert(
             k,
@@ -68,12 +51,12 @@ fn span(p: &Prepared, changes: &[Change], at: usize, reach: &Reach) -> Option<(u
                 recovers: false,
             },
         );
-        let q = joint_fit(p, (lo, hi), &terms, k, DEG, TR);
-        let r = joint_fit(p, (lo, hi), &terms, k, DEG + 2, TR);
+        let q = joint_fit(p, (lo, hi), &terms, k, c.degree, c.recovery_tau);
+        let r = joint_fit(p, (lo, hi), &terms, k, c.degree + 2, c.recovery_tau);
         if let (Some(q), Some(r)) = (q, r)
             && q.s2 > 0.0
-            && (q.rss - r.rss) / q.s2 <= LACK_OF_FIT
-            && (q.jump - r.jump).abs() <= AGREE_K * r.se
+            && (q.rss - r.rss) / q.s2 <= c.lack_of_fit
+            && (q.jump - r.jump).abs() <= c.agree_k * r.se
         {
             return Some((lo, hi));
         }
@@ -82,7 +65,7 @@ fn span(p: &Prepared, changes: &[Change], at: usize, reach: &Reach) -> Option<(u
     None
 }
 
-fn terms_near(changes: &[Change], lo: usize, hi: usize) -> Vec<Term> {
+fn terms_near(changes: &[Change], lo: usize, hi: usize, max_terms: usize) -> Vec<Term> {
     let mut t: Vec<Term> = changes
         .iter()
         .filter(|c| c.at > lo && c.at < hi)
@@ -91,7 +74,7 @@ fn terms_near(changes: &[Change], lo: usize, hi: usize) -> Vec<Term> {
             recovers: c.down,
         })
         .collect();
-    t.truncate(MAX_TERMS);
+    t.truncate(max_terms);
     t
 }
 
@@ -106,6 +89,7 @@ pub(crate) fn rescue(
     pool.sort_unstable();
     pool.dedup();
     let z_need = cfg.z_joint;
+    let c = &cfg.rescue;
     if !(z_need.is_finite()) || z_need <= 0.0 {
         return changes;
     }
@@ -114,14 +98,14 @@ pub(crate) fn rescue(
         if changes
             .iter()
             .chain(added.iter())
-            .any(|c| c.at.abs_diff(at) < RADIUS)
+            .any(|x| x.at.abs_diff(at) < c.radius)
         {
             continue;
         }
         // A first look over the widest span: most candidates are noise and end here.
-        let w = SPAN_REACH * reach.at(at);
+        let w = c.span_reach * reach.at(at);
         let wide = (at.saturating_sub(w), (at + w).min(n));
-        let mut terms = terms_near(&changes, wide.0, wide.1);
+        let mut terms = terms_near(&changes, wide.0, wide.1, c.max_terms);
         let k = terms.partition_point(|t| t.at < at);
         terms.insert(
             k,
@@ -130,15 +114,17 @@ pub(crate) fn rescue(
                 recovers: false,
             },
         );
-        if drop_fit(p, wide, &mut terms, k, DEG, TR).is_none_or(|f| f.z > -PREFILTER * z_need) {
+        if drop_fit(p, wide, &mut terms, k, c.degree, c.recovery_tau)
+            .is_none_or(|f| f.z > -c.prefilter * z_need)
+        {
             continue;
         }
         // The longest span whose trend a quadratic follows: a quartic must neither fit
         // it much better nor move the jump.
-        let Some((lo, hi)) = span(p, &changes, at, reach) else {
+        let Some((lo, hi)) = span(p, &changes, at, reach, c) else {
             continue;
         };
-        let mut terms = terms_near(&changes, lo, hi);
+        let mut terms = terms_near(&changes, lo, hi, c.max_terms);
         let k = terms.partition_point(|t| t.at < at);
         terms.insert(
             k,
@@ -147,7 +133,7 @@ pub(crate) fn rescue(
                 recovers: false,
             },
         );
-        let Some(f) = drop_fit(p, (lo, hi), &mut terms, k, DEG, TR) else {
+        let Some(f) = drop_fit(p, (lo, hi), &mut terms, k, c.degree, c.recovery_tau) else {
             continue;
         };
         if f.z > -z_need * 0.8 {
@@ -155,8 +141,8 @@ pub(crate) fn rescue(
         }
         // Place it: the best split of the residuals left by the trend and the other
         // changes, within the search radius.
-        let a = at.saturating_sub(RADIUS).max(lo + 8);
-        let b = (at + RADIUS).min(hi.saturating_sub(8));
+        let a = at.saturating_sub(c.radius).max(lo + 8);
+        let b = (at + c.radius).min(hi.saturating_sub(8));
         let lo_t = if k > 0 { terms[k - 1].at.max(a) } else { a };
         let hi_t = if k + 1 < terms.len() {
             terms[k + 1].at.min(b)
@@ -164,15 +150,16 @@ pub(crate) fn rescue(
             b
         };
         let (ra, rb) = (
-            a.saturating_sub(PLACE_REACH).max(lo),
-            (b + PLACE_REACH).min(hi),
+            a.saturating_sub(c.place_reach).max(lo),
+            (b + c.place_reach).min(hi),
         );
-        let at = match target_residuals(p, (lo, hi), &terms, k, DEG, TR, (ra, rb)) {
+        let at = match target_residuals(p, (lo, hi), &terms, k, c.degree, c.recovery_tau, (ra, rb))
+        {
             Some(r) if lo_t < hi_t => best_split(&r, ra, (lo_t, hi_t)).unwrap_or(at),
             _ => at,
         };
         terms[k].at = at;
-        let Some(f) = drop_fit(p, (lo, hi), &mut terms, k, DEG, TR) else {
+        let Some(f) = drop_fit(p, (lo, hi), &mut terms, k, c.degree, c.recovery_tau) else {
             continue;
         };
         if f.z > -z_need || -f.jump < cfg.min_drop_log {
@@ -184,7 +171,7 @@ pub(crate) fn rescue(
             continue;
         };
         // Like every confirmed change, it must be sudden: shorter windows see it too.
-        if !sudden(p, at, true, (prev, next), &fit) {
+        if !sudden(p, at, true, (prev, next), &fit, cfg) {
             continue;
         }
         fit.jump = f.jump;

@@ -54,9 +54,6 @@ pub(crate) fn shapes(scales: &[usize], ratio: usize, max_window: usize) -> Vec<S
 /// curvature estimate would cost more than it saves.
 const CURVATURE_FROM: usize = 512;
 
-/// The fewest points a side may have near the ends of the series.
-const MIN_SIDE: usize = 8;
-
 /// A fit at grid point `j` of `w` for a shape given in grid points.
 fn fit_on(
     p: &Prepared,
@@ -74,7 +71,7 @@ fn fit_on(
     let last = w.len() - 1;
     let l = j.saturating_sub(left);
     let r = (j + right).min(last);
-    if (j - l) * g < MIN_SIDE || (r - j) * g < MIN_SIDE {
+    if (j - l) * g < super::MIN_SIDE || (r - j) * g < super::MIN_SIDE {
         return None;
     }
     let k = if w.spacing() > 1 {
@@ -282,7 +279,7 @@ pub(crate) fn segment_scan(
     let fit_grid = |lo: usize, hi: usize, j: usize| {
         let t = j * g;
         let w = (t - lo).min(hi - t).min(reach.at(t)) / g;
-        if w * g < MIN_SIDE {
+        if w * g < super::MIN_SIDE {
             return None;
         }
         shared_slope_on(grid, quick_anchor(p, t), (j - w, j), (j, j + w), None)
@@ -295,13 +292,14 @@ pub(crate) fn segment_scan(
     for seg in bounds.windows(2) {
         let (lo, hi) = (seg[0], seg[1]);
         let stale = fresh.is_some_and(|f| !f.contains(&lo) && !f.contains(&hi));
-        if hi < lo + 2 * MIN_SIDE || stale {
+        if hi < lo + 2 * super::MIN_SIDE || stale {
             continue;
         }
         let flush = |run: Option<(usize, f64)>, out: &mut Vec<(usize, bool)>| {
             if let Some((t0, z0)) = run {
                 let sign = z0.signum();
-                let best = (t0.saturating_sub(g).max(lo + MIN_SIDE)..=(t0 + g).min(hi - MIN_SIDE))
+                let best = (t0.saturating_sub(g).max(lo + super::MIN_SIDE)
+                    ..=(t0 + g).min(hi - super::MIN_SIDE))
                     .filter_map(|t| fit_full(lo, hi, t).map(|f| (t, sign * f.z)))
                     .max_by(|a, b| a.1.total_cmp(&b.1));
                 if let Some((t, _)) = best {
@@ -310,7 +308,7 @@ pub(crate) fn segment_scan(
             }
         };
         let mut run: Option<(usize, f64)> = None;
-        for j in (lo + MIN_SIDE).div_ceil(g)..=(hi.saturating_sub(MIN_SIDE) / g) {
+        for j in (lo + super::MIN_SIDE).div_ceil(g)..=(hi.saturating_sub(super::MIN_SIDE) / g) {
             let z = fit_grid(lo, hi, j).map_or(0.0, |f| f.z);
             let sign = if z.abs() >= z_candidate {
                 z.signum()

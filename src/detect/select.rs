@@ -17,10 +17,6 @@ pub(crate) struct Change {
     pub fit: Fit,
 }
 
-const MIN_SIDE: usize = 8;
-/// Points a drop is always measured over after it (see `best_fit`).
-const MIN_AFTER_DROP: usize = 64;
-
 /// The strongest fit for a shift at `at` in direction `down`, with the left side reaching
 /// back to `prev` and the right side on to `next` (both capped by `reach`), trying
 /// short sides too: a shift that soon recovers is only visible at short range.
@@ -35,15 +31,15 @@ pub(crate) fn best_fit(
     let w = reach.at(at);
     let l = prev.max(at.saturating_sub(w));
     // A drop must hold for a while: a dip that a rise soon undoes is noise (or a spike
-    // upside down), so a drop's right side never stops short of `MIN_AFTER_DROP` points,
+    // upside down), so a drop's right side never stops short of `min_after_drop` points,
     // even at a neighbour.
     let next = if down {
-        next.max(at + MIN_AFTER_DROP)
+        next.max(at + cfg.confirm.min_after_drop)
     } else {
         next
     };
     let r = next.min(at + w).min(p.len());
-    if at < l + MIN_SIDE || r < at + MIN_SIDE {
+    if at < l + super::MIN_SIDE || r < at + super::MIN_SIDE {
         return None;
     }
     let sign = if down { -1.0 } else { 1.0 };
@@ -73,7 +69,7 @@ pub(crate) fn best_fit(
     };
     consider(fit(l, r));
     for &w in &cfg.confirm_windows {
-        if at + w < r && w >= MIN_SIDE {
+        if at + w < r && w >= super::MIN_SIDE {
             consider(fit(l, at + w));
         }
     }
@@ -88,13 +84,6 @@ fn passes(f: &Option<Fit>, down: bool, cfg: &DetectConfig) -> bool {
     }
 }
 
-/// Half-width of the shortest balanced windows a shift is cross-checked with.
-const CHECK_HALF: usize = 64;
-/// The other cross-check uses balanced windows this many times shorter than the fit's.
-const CHECK_SHRINK: usize = 4;
-/// How many standard errors the short-range shift may fall short of the long-range one.
-const CHECK_K: f64 = 2.5;
-
 /// A shift is sudden: seen over a few dozen points it is about as large as over hundreds.
 /// A trend that bends in a way the fits do not allow (a curvature that changes, as in a
 /// fast early decay) makes a bias that grows with the cube of the window, so a shift that
@@ -105,12 +94,14 @@ pub(crate) fn sudden(
     down: bool,
     (prev, next): (usize, usize),
     f: &Fit,
+    cfg: &DetectConfig,
 ) -> bool {
+    let c = &cfg.confirm;
     let room = (at - prev).min(next - at);
     let long = f.n_left.min(f.n_right);
-    [CHECK_HALF, long / CHECK_SHRINK].iter().all(|&w| {
+    [c.check_half, long / c.check_shrink].iter().all(|&w| {
         let w = w.min(room);
-        if w >= long || w < MIN_SIDE {
+        if w >= long || w < super::MIN_SIDE {
             return true;
         }
         match shared_slope(p, at, (at - w, at), (at, at + w), None) {
@@ -120,23 +111,20 @@ pub(crate) fn sudden(
                 } else {
                     f.jump - s.jump
                 };
-                shortfall <= CHECK_K * s.se
+                shortfall <= c.check_k * s.se
             }
             None => true,
         }
     })
 }
 
-/// Points after a drop left out of the next change's left window, at most.
-const SETTLE: usize = 200;
-
 /// Where the left window of candidate `k` may start. After a drop the loss may spend a
 /// while coming back (a sawtooth), which no line follows; so the first stretch after a
-/// drop (up to `SETTLE` points, at most half the gap) is left out, or the recovery would
+/// drop (up to `settle` points, at most half the gap) is left out, or the recovery would
 /// pass for a drop of its own.
-fn left_bound(cands: &[(usize, bool)], k: usize) -> usize {
+fn left_bound(cands: &[(usize, bool)], k: usize, settle: usize) -> usize {
     match k.checked_sub(1).map(|j| cands[j]) {
-        Some((prev, true)) => prev + ((cands[k].0 - prev) / 2).min(SETTLE),
+        Some((prev, true)) => prev + ((cands[k].0 - prev) / 2).min(settle),
         Some((prev, false)) => prev,
         None => 0,
     }
@@ -153,7 +141,9 @@ fn accept(
 ) -> Option<Fit> {
     let f = best_fit(p, at, down, (prev, next), reach, cfg);
     match f {
-        Some(fit) if passes(&f, down, cfg) && sudden(p, at, down, (prev, next), &fit) => Some(fit),
+        Some(fit) if passes(&f, down, cfg) && sudden(p, at, down, (prev, next), &fit, cfg) => {
+            Some(fit)
+        }
         _ => None,
     }
 }
@@ -179,16 +169,10 @@ pub(crate) fn stand_in(
     cluster[1..]
         .iter()
         .filter_map(|&at| ok(at).map(|f| (at, f.z.abs())))
-        .filter(|&(_, z)| z >= STAND_IN_Z_FACTOR * cfg.z_threshold)
+        .filter(|&(_, z)| z >= cfg.confirm.stand_in_z_factor * cfg.z_threshold)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map_or(first, |(at, _)| at)
 }
-
-/// A stand-in must pass at this many times `z_threshold`: it is a second look, over
-/// several positions, in the stretch (a fast early fall) where local lines misfit most,
-/// so only a large drop earns it (on real logs a stand-in at the plain threshold found
-/// an 8.9% "drop" at z -4.6 in the first epoch of a smooth SFT run).
-const STAND_IN_Z_FACTOR: f64 = 2.0;
 
 /// Confirms candidates `(index, down)`: removes, round by round, failing candidates weaker
 /// than both neighbours (so a true shift whose window was cut short by a spurious neighbour
@@ -204,7 +188,7 @@ pub(crate) fn confirm(
     loop {
         let fits: Vec<Option<Fit>> = (0..cands.len())
             .map(|k| {
-                let prev = left_bound(&cands, k);
+                let prev = left_bound(&cands, k, cfg.confirm.settle);
                 let next = cands.get(k + 1).map_or(p.len(), |c| c.0);
                 best_fit(p, cands[k].0, cands[k].1, (prev, next), reach, cfg)
             })
@@ -213,10 +197,10 @@ pub(crate) fn confirm(
         let fail: Vec<bool> = (0..cands.len())
             .map(|k| {
                 let (at, down) = cands[k];
-                let prev = left_bound(&cands, k);
+                let prev = left_bound(&cands, k, cfg.confirm.settle);
                 let next = cands.get(k + 1).map_or(p.len(), |c| c.0);
                 !passes(&fits[k], down, cfg)
-                    || fits[k].is_some_and(|f| !sudden(p, at, down, (prev, next), &f))
+                    || fits[k].is_some_and(|f| !sudden(p, at, down, (prev, next), &f, cfg))
             })
             .collect();
         if !fail.iter().any(|&f| f) {
@@ -242,11 +226,6 @@ pub(crate) fn confirm(
     }
 }
 
-/// Points each side of a confirmed change searched for its best position.
-const LOCALIZE_RADIUS: usize = 48;
-/// Points each side of the searched range that the placing fits use.
-const LOCALIZE_REACH: usize = 256;
-
 /// Moves each confirmed change to its most likely position: the split of one fixed window
 /// (reaching to the neighbours at most) that explains the most variance. The scan's
 /// position comes from whichever window shape was strongest, and lopsided shapes place a
@@ -260,12 +239,17 @@ fn localize(
 ) -> Vec<Change> {
     let mut out: Vec<Change> = Vec::with_capacity(cands.len());
     for (k, &(at, down)) in cands.iter().enumerate() {
-        let prev = left_bound(cands, k);
+        let prev = left_bound(cands, k, cfg.confirm.settle);
         let next = cands.get(k + 1).map_or(p.len(), |c| c.0);
-        let l = prev.max(at.saturating_sub(LOCALIZE_RADIUS + LOCALIZE_REACH));
-        let r = next.min(at + LOCALIZE_RADIUS + LOCALIZE_REACH).min(p.len());
-        let lo = at.saturating_sub(LOCALIZE_RADIUS).max(l + MIN_SIDE);
-        let hi = (at + LOCALIZE_RADIUS).min(r.saturating_sub(MIN_SIDE));
+        let l =
+            prev.max(at.saturating_sub(cfg.confirm.localize_radius + cfg.confirm.localize_reach));
+        let r = next
+            .min(at + cfg.confirm.localize_radius + cfg.confirm.localize_reach)
+            .min(p.len());
+        let lo = at
+            .saturating_sub(cfg.confirm.localize_radius)
+            .max(l + super::MIN_SIDE);
+        let hi = (at + cfg.confirm.localize_radius).min(r.saturating_sub(super::MIN_SIDE));
         let right_way = |f: &Fit| if down { f.jump < 0.0 } else { f.jump > 0.0 };
         let best = (lo..=hi)
             .filter_map(|t| {

@@ -3,14 +3,17 @@
 //! drop whatever the joint fit does not support, move each change to where the
 //! likelihood of its own shape peaks, and repeat.
 
+use serde::{Deserialize, Serialize};
+
 use super::bspline::Spline;
 use super::decay;
 use super::global::{Fitted, Model, NOISE_BLOCK, Term};
 use super::noise::residual_long_run;
 
 /// Settings of the search.
-#[derive(Debug, Clone)]
-pub(crate) struct StepwiseConfig {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StepwiseConfig {
     /// Knot spacings of the trend spline tried, in points: the one with the best BIC
     /// on the trend alone is used.
     pub spacings: Vec<usize>,
@@ -18,7 +21,9 @@ pub(crate) struct StepwiseConfig {
     pub penalty: f64,
     /// |z| of a residual shift that makes it a candidate.
     pub z_scan: f64,
-    /// |z| a change needs in the joint fit to stay.
+    /// |z| a change needs in the joint fit to stay. Set from `DetectConfig::z_global` when
+    /// the detector runs (one number, one place).
+    #[serde(skip)]
     pub z_keep: f64,
     /// Half-widths of the residual scan's difference of means.
     pub windows: Vec<usize>,
@@ -32,10 +37,23 @@ pub(crate) struct StepwiseConfig {
     pub place_reach: usize,
     pub rounds: usize,
     /// Half-width of the stretch within which a change's placement should land: placing
-    /// maximizes the chance of that, not the likelihood.
+    /// maximizes the chance of that, not the likelihood. Set from
+    /// `DetectConfig::placement_window` when the detector runs.
+    #[serde(skip)]
     pub tolerance: usize,
     /// BIC's charge per spline coefficient, in units of ln(n).
     pub bic_charge: f64,
+    /// Share of `z_keep` a fresh candidate must show before its exponential term is tried.
+    /// Default 0.6.
+    pub pre_keep: f64,
+    /// Share of the needed |z| below which changes are removed together, not one by one.
+    /// Default 0.5.
+    pub hopeless: f64,
+    /// Closest two changes may be, in points. Default 16.
+    pub min_sep: usize,
+    /// Points either side within which a residual shift must be the strongest to be a
+    /// candidate. Default 40.
+    pub peak_half: usize,
 }
 
 impl Default for StepwiseConfig {
@@ -53,18 +71,13 @@ impl Default for StepwiseConfig {
             rounds: 4,
             tolerance: 20,
             bic_charge: 1.0,
+            pre_keep: 0.6,
+            hopeless: 0.5,
+            min_sep: 16,
+            peak_half: 40,
         }
     }
 }
-
-/// Share of `z_keep` a fresh candidate must show before its exponential term is tried.
-const PRE_KEEP: f64 = 0.6;
-/// Share of the needed |z| below which changes are removed together, not one by one.
-const HOPELESS: f64 = 0.5;
-/// Closest two changes may be, in points.
-const MIN_SEP: usize = 16;
-/// Points either side within which a residual shift must be the strongest to be a candidate.
-const PEAK_HALF: usize = 40;
 
 /// A finished search: the joint fit, and the series it was fitted to (the input less the
 /// decay shape) so later fits can share its trend.
@@ -140,7 +153,7 @@ fn search_in(
         let mut cands = scan(&fit, cfg, &tried);
         if round == 0 {
             for &s in seeds {
-                if s > 0 && s < n && cands.iter().all(|c| c.abs_diff(s) >= MIN_SEP) {
+                if s > 0 && s < n && cands.iter().all(|c| c.abs_diff(s) >= cfg.min_sep) {
                     cands.push(s);
                 }
             }
@@ -160,7 +173,7 @@ fn search_in(
         // alone looks weak: candidates are placed before they are judged.
         let f = place(&model, f, cfg);
         // Most candidates are noise: they go before the costlier steps.
-        fit = prune(&model, f, cfg.z_keep * PRE_KEEP)?;
+        fit = prune(&model, f, cfg.z_keep * cfg.pre_keep, cfg.hopeless)?;
         // With the changes modelled, the trend may need fewer knots than it seemed to.
         let (mut m, mut f) = choose_model(detrended, lambda, &fit.terms, cfg)?;
         // Unmodelled changes inflate the residuals' long-run variance: with the changes
@@ -183,9 +196,9 @@ fn search_in(
         }
         fit = choose_taus(&model, fit, &settled, cfg);
         let before: Vec<usize> = fit.terms.iter().map(|t| t.at).collect();
-        fit = prune(&model, fit, cfg.z_keep)?;
+        fit = prune(&model, fit, cfg.z_keep, cfg.hopeless)?;
         fit = place(&model, fit, cfg);
-        fit = prune(&model, fit, cfg.z_keep)?;
+        fit = prune(&model, fit, cfg.z_keep, cfg.hopeless)?;
         if fit.terms.iter().all(|t| settled.contains(&t.at)) && before.len() == settled.len() {
             break;
         }
@@ -306,14 +319,14 @@ fn scan(fit: &Fitted, cfg: &StepwiseConfig, tried: &[usize]) -> Vec<usize> {
     while t < n {
         let a = best[t].abs();
         if a >= cfg.z_scan {
-            let lo = t.saturating_sub(PEAK_HALF);
-            let hi = (t + PEAK_HALF + 1).min(n);
+            let lo = t.saturating_sub(cfg.peak_half);
+            let hi = (t + cfg.peak_half + 1).min(n);
             if best[lo..hi].iter().all(|v| v.abs() <= a)
-                && !near(t, &known, MIN_SEP)
+                && !near(t, &known, cfg.min_sep)
                 && !(near(t, tried, 4) && a < cfg.z_keep)
             {
                 out.push(t);
-                t += PEAK_HALF;
+                t += cfg.peak_half;
                 continue;
             }
         }
@@ -365,8 +378,8 @@ fn choose_taus<'a>(
 
 /// Removes the weakest change below `z_keep`, one at a time, refitting after each; those
 /// far below it go all at once first.
-fn prune<'a>(model: &Model<'a>, mut fit: Fitted, z_keep: f64) -> Option<Fitted> {
-    let hopeless = z_keep * HOPELESS;
+fn prune<'a>(model: &Model<'a>, mut fit: Fitted, z_keep: f64, hopeless: f64) -> Option<Fitted> {
+    let hopeless = z_keep * hopeless;
     if (0..fit.terms.len()).any(|k| fit.z[k].abs() < hopeless) {
         let terms: Vec<Term> = (0..fit.terms.len())
             .filter(|&k| fit.z[k].abs() >= hopeless)
@@ -476,8 +489,14 @@ fn place<'a>(model: &Model<'a>, fit: Fitted, cfg: &StepwiseConfig) -> Fitted {
     let mut terms = fit.terms.clone();
     for k in 0..terms.len() {
         let at = terms[k].at;
-        let prev = if k > 0 { terms[k - 1].at + MIN_SEP } else { 1 };
-        let next = terms.get(k + 1).map_or(n, |t| t.at.saturating_sub(MIN_SEP));
+        let prev = if k > 0 {
+            terms[k - 1].at + cfg.min_sep
+        } else {
+            1
+        };
+        let next = terms
+            .get(k + 1)
+            .map_or(n, |t| t.at.saturating_sub(cfg.min_sep));
         let lo_p = at.saturating_sub(cfg.radius).max(prev);
         let hi_p = (at + cfg.radius).min(next.saturating_sub(1));
         if lo_p >= hi_p {
@@ -485,8 +504,8 @@ fn place<'a>(model: &Model<'a>, fit: Fitted, cfg: &StepwiseConfig) -> Fitted {
         }
         let lo = lo_p
             .saturating_sub(cfg.place_reach)
-            .max(prev.saturating_sub(MIN_SEP));
-        let hi = (hi_p + cfg.place_reach).min(next + MIN_SEP).min(n);
+            .max(prev.saturating_sub(cfg.min_sep));
+        let hi = (hi_p + cfg.place_reach).min(next + cfg.min_sep).min(n);
         // The residuals with this change's own contribution put back.
         let r: Vec<f64> = (lo..hi)
             .map(|t| fit.resid[t] + fit.term_value(k, t))
