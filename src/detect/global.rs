@@ -27,7 +27,7 @@ pub(crate) struct Term {
 }
 
 /// Points per block of the residual noise estimate.
-pub(crate) const NOISE_BLOCK: usize = 256;
+pub(crate) const RESIDUAL_BLOCK: usize = 256;
 /// Blocks either side averaged into a change's noise scale.
 const NOISE_REACH: usize = 4;
 /// Time constants beyond which an exponential term is cut off.
@@ -71,14 +71,14 @@ pub(crate) struct Fitted {
     pub jump: Vec<f64>,
     pub z: Vec<f64>,
     pub resid: Vec<f64>,
-    /// Residual noise variance per `NOISE_BLOCK` points, long-run factor included.
+    /// Residual noise variance per `RESIDUAL_BLOCK` points, long-run factor included.
     pub block_var: Vec<f64>,
 }
 
 impl Fitted {
     /// Noise variance around index `t`.
     pub fn var_at(&self, t: usize) -> f64 {
-        let b = t / NOISE_BLOCK;
+        let b = t / RESIDUAL_BLOCK;
         let lo = b.saturating_sub(NOISE_REACH);
         let hi = (b + NOISE_REACH + 1).min(self.block_var.len());
         self.block_var[lo..hi].iter().sum::<f64>() / (hi - lo).max(1) as f64
@@ -278,7 +278,7 @@ impl<'a> Model<'a> {
             *r -= level;
         }
         let block_var: Vec<f64> = resid
-            .chunks(NOISE_BLOCK)
+            .chunks(RESIDUAL_BLOCK)
             .map(|c| c.iter().map(|v| v * v).sum::<f64>() / c.len() as f64 * self.lambda)
             .collect();
         let mut fitted = Fitted {

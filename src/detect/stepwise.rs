@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bspline::Spline;
 use super::decay;
-use super::global::{Fitted, Model, NOISE_BLOCK, Term};
+use super::global::{Fitted, Model, RESIDUAL_BLOCK, Term};
 use super::noise::residual_long_run;
 
 /// Settings of the search.
@@ -306,7 +306,7 @@ fn scan(fit: &Fitted, cfg: &StepwiseConfig, tried: &[usize]) -> Vec<usize> {
         let k = (2.0 / w as f64).sqrt();
         for t in w..=n.saturating_sub(w) {
             let d = (pre[t] - pre[t - w]) - (pre[t + w] - pre[t]);
-            let z = d / w as f64 / (k * sd[t / NOISE_BLOCK]);
+            let z = d / w as f64 / (k * sd[t / RESIDUAL_BLOCK]);
             if z.abs() > best[t].abs() {
                 best[t] = z;
             }
