@@ -40,7 +40,7 @@
 //!    get a second chance in a joint fit of a smooth trend and every change nearby.
 //!    Adds changes.
 //! 10. **Global search** (`stepwise::search`, `z_global`; series up to 50,000 points
-//!     without logging gaps): a stepwise search against one whole-series trend (a decay
+//!     without a gap over `global.max_gap_strides`): a stepwise search against one whole-series trend (a decay
 //!     to a floor plus a spline) adds drops the local tests missed and places drops both
 //!     found; **support** (`z_support`) removes local-only drops the joint fit does not
 //!     back. Adds, moves and removes drops.
@@ -207,6 +207,11 @@ pub struct GlobalConfig {
     /// Closest a drop from the global search may be to a change already confirmed, in
     /// points. Default 40.
     pub separation: usize,
+    /// Longest logging gap the search runs across, in typical strides. Default 8 (the
+    /// fewest points a line is fitted through): across it the trend along the index moves
+    /// by at most that many points' fall. Longer gaps turn the search off (issue 11: a
+    /// cliff still to remove, by searching each stretch between long gaps on its own).
+    pub max_gap_strides: u64,
     /// Points at the start where the global search adds no drop and gives no second
     /// opinion. Default 250: early training falls faster than a trend stiff enough to
     /// leave steps alone can bend, and the spline's first knot span (the shortest tried)
@@ -220,6 +225,7 @@ impl Default for GlobalConfig {
     fn default() -> Self {
         GlobalConfig {
             max_points: 50_000,
+            max_gap_strides: 8,
             separation: 40,
             lead_in: 250,
             search: stepwise::StepwiseConfig::default(),
@@ -469,11 +475,19 @@ fn global_drops(
     reach: &reach::Reach,
     cfg: &DetectConfig,
 ) -> Vec<select::Change> {
-    // The spline runs along the index: across a logging gap the trend would seem to bend
-    // sharply, which the search would take for a change.
+    // The spline runs along the index: across a long logging gap the trend would seem to
+    // bend sharply, which the search would take for a change. A short one (a few rows
+    // dropped as NaN, a logger that skipped a beat) moves the trend by a few points' fall,
+    // which is no shift; it must not cost the whole log its best stage.
+    let c = p.cleaning();
+    let long_gap = c.n_gaps > 0
+        && c.largest_gap
+            > c.typical_stride
+                .max(1)
+                .saturating_mul(cfg.global.max_gap_strides);
     if !(cfg.z_global.is_finite() && cfg.z_global > 0.0)
         || p.len() > cfg.global.max_points
-        || p.cleaning().n_gaps > 0
+        || long_gap
     {
         return changes;
     }

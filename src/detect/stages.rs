@@ -186,3 +186,40 @@ fn classify_tells_a_step_from_a_sawtooth_from_a_spike_s_recovery() {
     assert_eq!(shape_at(&s2, &l2, 1500), Some(DropShape::Sawtooth));
     assert_eq!(shape_at(&s3, &l3, 1520), Some(DropShape::Recovery));
 }
+
+#[test]
+fn a_few_missing_rows_do_not_turn_the_global_search_off() {
+    // Hard-drop series with rows dropped here and there (as NaN losses are): gaps of two
+    // and three strides. The search runs across them and finds what it finds on whole
+    // series; turned off by any gap (the old rule), most of those drops are lost.
+    let count = |cfg: &DetectConfig| -> (usize, usize) {
+        let (mut gappy, mut whole) = (0, 0);
+        for k in 0..6 {
+            let s = planted(&SynthSpec::new(
+                NoiseKind::Gaussian,
+                Difficulty::Hard,
+                200 + k,
+            ));
+            let keep = |i: &usize| !(i % 997 == 5 || i % 997 == 6 || i % 1499 == 7);
+            let (steps, loss): (Vec<u64>, Vec<f64>) = (0..s.loss.len())
+                .filter(keep)
+                .map(|i| (s.steps[i], s.loss[i]))
+                .unzip();
+            let hits = |found: Vec<u64>| {
+                s.drop_steps()
+                    .iter()
+                    .filter(|&&t| found.iter().any(|&f| f.abs_diff(t) <= 20))
+                    .count()
+            };
+            gappy += hits(drops_with(&steps, &loss, cfg));
+            whole += hits(drops_with(&s.steps, &s.loss, cfg));
+        }
+        (gappy, whole)
+    };
+    let (gappy, whole) = count(&DetectConfig::default());
+    let mut any_gap = DetectConfig::default();
+    any_gap.global.max_gap_strides = 1;
+    let (old, _) = count(&any_gap);
+    assert!(gappy + 3 >= whole, "with gaps {gappy}, whole {whole}");
+    assert!(gappy >= old + 5, "now {gappy}, turned off by any gap {old}");
+}
