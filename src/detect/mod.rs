@@ -42,9 +42,8 @@
 //! 10. **Global search** (`stepwise::search`, `z_global`; series up to 50,000 points
 //!     without a gap over `global.max_gap_strides`): a stepwise search against one
 //!     whole-series trend (a decay to a floor plus a spline) adds drops the local tests
-//!     missed and places drops both
-//!     found; **support** (`z_support`) removes local-only drops the joint fit does not
-//!     back. Adds, moves and removes drops.
+//!     missed and places drops both found; **support** (`z_support`) removes
+//!     local-only drops the joint fit does not back. Adds, moves and removes drops.
 //! 11. **Classify** (`shape::classify`): each change becomes a drop (step, sawtooth or a
 //!     spike's recovery, by how much comes back within `recovery_probe`) or a spike;
 //!     gradual rises are not reported. Labels.
