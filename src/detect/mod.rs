@@ -146,6 +146,36 @@ pub struct DetectConfig {
     pub global: GlobalConfig,
     /// The rescue's joint fits (stage 9); its keep threshold is `z_joint`.
     pub rescue: RescueConfig,
+    /// How far windows may reach where the curve bends (stage 3); the longest is
+    /// `max_window`.
+    pub reach: ReachConfig,
+}
+
+/// How far a window may reach before the trend's changing curvature would pass for a
+/// shift (see `detect/reach.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReachConfig {
+    /// Points per block: reach is measured once per block. Default 256.
+    pub block: usize,
+    /// Shortest reach, in points; windows halve from `max_window` down to it. Default 256.
+    pub shortest: usize,
+    /// Allowed bias of a jump from the changing curvature, as a share of the jump's
+    /// standard error. Default 0.5.
+    pub bias_share: f64,
+    /// Standard errors of the third-derivative estimate discounted as noise. Default 2.
+    pub d_noise_se: f64,
+}
+
+impl Default for ReachConfig {
+    fn default() -> Self {
+        ReachConfig {
+            block: 256,
+            shortest: 256,
+            bias_share: 0.5,
+            d_noise_se: 2.0,
+        }
+    }
 }
 
 /// The rescue's joint fits: a polynomial trend plus every confirmed change nearby, over a
@@ -311,6 +341,7 @@ impl Default for DetectConfig {
             rescan_min_separation: 8,
             global: GlobalConfig::default(),
             rescue: RescueConfig::default(),
+            reach: ReachConfig::default(),
         }
     }
 }
@@ -386,7 +417,7 @@ pub fn detect(steps: &[u64], loss: &[f64], events: &[u64], cfg: &DetectConfig) -
 
 /// `detect` on a series already prepared (attribution prepares once and reuses it).
 pub fn detect_prepared(p: &Prepared, events: &[u64], cfg: &DetectConfig) -> Detection {
-    let reach = reach::Reach::build(p, cfg.max_window);
+    let reach = reach::Reach::build(p, cfg);
     let changes = find_changes(p, &reach, cfg);
     let (drops, spikes) = shape::classify(p, &changes, &reach, cfg);
     let cuts: Vec<usize> = changes.iter().map(|c| c.at).collect();

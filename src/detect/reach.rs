@@ -8,49 +8,45 @@
 
 use super::jump::curvature;
 use super::prepare::Prepared;
+use super::{DetectConfig, ReachConfig};
 
-/// Points per block: reach is measured once per block.
-const BLOCK: usize = 256;
-/// Window lengths tried, longest first: each half the one before.
-const SHORTEST: usize = 256;
 /// Bias of a shared-slope jump on balanced windows of half-width `w` from a trend with third
 /// derivative `d`: `BIAS_COEF * d * w^3`.
 const BIAS_COEF: f64 = 1.0 / 15.0;
-/// Allowed bias, as a share of the jump's standard error.
-const BIAS_SHARE: f64 = 0.5;
-/// Standard errors of the third-derivative estimate discounted as noise.
-const D_NOISE_SE: f64 = 2.0;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Reach {
     per_block: Vec<usize>,
+    block: usize,
 }
 
 impl Reach {
-    pub fn build(p: &Prepared, max_window: usize) -> Reach {
+    pub fn build(p: &Prepared, cfg: &DetectConfig) -> Reach {
+        let (c, max_window) = (&cfg.reach, cfg.max_window);
         let n = p.len();
-        let per_block = (0..n.div_ceil(BLOCK).max(1))
+        let block = c.block.max(1);
+        let per_block = (0..n.div_ceil(block).max(1))
             .map(|k| {
-                let t = (k * BLOCK + BLOCK / 2).min(n.saturating_sub(1));
-                let mut w = max_window.max(SHORTEST);
-                while w > SHORTEST && !gentle(p, t, w) {
+                let t = (k * block + block / 2).min(n.saturating_sub(1));
+                let mut w = max_window.max(c.shortest);
+                while w > c.shortest && !gentle(p, t, w, c) {
                     w /= 2;
                 }
                 w.min(max_window)
             })
             .collect();
-        Reach { per_block }
+        Reach { per_block, block }
     }
 
     /// Points a window may reach on either side of index `i`.
     pub fn at(&self, i: usize) -> usize {
-        let k = (i / BLOCK).min(self.per_block.len() - 1);
+        let k = (i / self.block).min(self.per_block.len() - 1);
         self.per_block[k]
     }
 }
 
 /// Whether windows of `w` points either side of `t` keep the changing-curvature bias small.
-fn gentle(p: &Prepared, t: usize, w: usize) -> bool {
+fn gentle(p: &Prepared, t: usize, w: usize, c: &ReachConfig) -> bool {
     let n = p.len();
     let half = w / 2;
     if t < half || t + half >= n {
@@ -66,7 +62,7 @@ fn gentle(p: &Prepared, t: usize, w: usize) -> bool {
     let d = (cr.c - cl.c) / gap;
     let d_se = (cl.var + cr.var).sqrt() / gap;
     let sigma = p.local_sigma(t);
-    let d_sig = (d.abs() - D_NOISE_SE * d_se * sigma).max(0.0);
+    let d_sig = (d.abs() - c.d_noise_se * d_se * sigma).max(0.0);
     let wf = w as f64;
-    BIAS_COEF * d_sig * wf.powi(3) <= BIAS_SHARE * sigma * (8.0 / wf).sqrt()
+    BIAS_COEF * d_sig * wf.powi(3) <= c.bias_share * sigma * (8.0 / wf).sqrt()
 }

@@ -41,7 +41,7 @@ fn the_scan_proposes_a_candidate_at_a_planted_drop_and_none_far_from_it() {
     let (steps, loss) = decay_with_drop(4000, 2000, 0.05, 1);
     let p = prepare(&steps, &loss);
     let cfg = DetectConfig::default();
-    let reach = reach::Reach::build(&p, cfg.max_window);
+    let reach = reach::Reach::build(&p, &cfg);
     let shapes = scan::shapes(&cfg.scales, cfg.long_ratio, cfg.max_window);
     let (down, _) = scan::scan(&p, &shapes, &reach, cfg.z_candidate);
     let kept = scan::suppress(down, 4);
@@ -62,7 +62,7 @@ fn confirmation_removes_candidates_on_a_smooth_curve_and_keeps_the_real_drop() {
     let (steps, loss) = decay_with_drop(4000, 2000, 0.05, 2);
     let p = prepare(&steps, &loss);
     let cfg = DetectConfig::default();
-    let reach = reach::Reach::build(&p, cfg.max_window);
+    let reach = reach::Reach::build(&p, &cfg);
     let cands = vec![(700, true), (1300, true), (2000, true), (3300, true)];
     let kept: Vec<usize> = select::confirm(&p, cands, &reach, &cfg)
         .iter()
@@ -77,7 +77,7 @@ fn reach_is_shorter_where_the_curve_bends_fast_than_where_it_is_straight() {
     // A fast early fall (time constant 1000 points, three log-units) that flattens.
     let (steps, loss) = series(20000, 0.01, 3, |i| 3.0 * (-(i as f64) / 1000.0).exp());
     let p = prepare(&steps, &loss);
-    let r = reach::Reach::build(&p, 1024);
+    let r = reach::Reach::build(&p, &DetectConfig::default());
     let early = (1000..3000).step_by(256).map(|i| r.at(i)).min().unwrap();
     assert!(early < r.at(15000), "early {early} late {}", r.at(15000));
 }
