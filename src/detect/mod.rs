@@ -149,6 +149,29 @@ pub struct DetectConfig {
     /// How far windows may reach where the curve bends (stage 3); the longest is
     /// `max_window`.
     pub reach: ReachConfig,
+    /// The scans' window shapes and grid (stages 4 and 7); their scales are `scales`.
+    pub scan: ScanConfig,
+}
+
+/// The scans' fits: when a shape allows for the curvature, and the rescans' grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScanConfig {
+    /// Long side, in points, from which an asymmetric scan shape allows for the curvature.
+    /// Default 512: below it a smooth decay bends too little to pass for a shift, and the
+    /// curvature estimate would cost more than it saves.
+    pub curvature_from: usize,
+    /// Grid spacing of the rescans, in points. Default 16.
+    pub segment_grid: usize,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            curvature_from: 512,
+            segment_grid: 16,
+        }
+    }
 }
 
 /// How far a window may reach before the trend's changing curvature would pass for a
@@ -342,6 +365,7 @@ impl Default for DetectConfig {
             global: GlobalConfig::default(),
             rescue: RescueConfig::default(),
             reach: ReachConfig::default(),
+            scan: ScanConfig::default(),
         }
     }
 }
@@ -434,7 +458,7 @@ pub fn detect_prepared(p: &Prepared, events: &[u64], cfg: &DetectConfig) -> Dete
 /// Confirmed level shifts, in order: a blind scan, then rounds of rescanning the stretches
 /// between what has been confirmed, then the gradual rises taken out.
 fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<select::Change> {
-    let shapes = scan::shapes(&cfg.scales, cfg.long_ratio, cfg.max_window);
+    let shapes = scan::shapes(cfg);
     let (down, up) = scan::scan(p, &shapes, reach, cfg.z_candidate);
     let cands: Vec<(usize, bool)> = scan::suppress_clusters(down, 4)
         .iter()
@@ -446,7 +470,7 @@ fn find_changes(p: &Prepared, reach: &reach::Reach, cfg: &DetectConfig) -> Vec<s
         .collect();
     let mut pool: Vec<usize> = cands.iter().filter(|c| c.1).map(|c| c.0).collect();
     let mut changes = select::confirm(p, cands, reach, cfg);
-    let grid = scan::segment_grid(p);
+    let grid = scan::segment_grid(p, cfg);
     // Only stretches next to a newly confirmed change can hold anything new.
     let mut fresh: Option<Vec<usize>> = None;
     for _ in 0..cfg.rescans {

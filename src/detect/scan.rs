@@ -6,6 +6,7 @@
 //! position refined at full resolution. That keeps the scan linear in the series length
 //! and mostly in cache.
 
+use super::DetectConfig;
 use super::jump::{Fit, anchor, curvature_on, quick_anchor, shared_slope, shared_slope_on};
 use super::prepare::Prepared;
 use super::reach::Reach;
@@ -16,6 +17,8 @@ use super::sums::WindowSums;
 pub(crate) struct Shape {
     pub left: usize,
     pub right: usize,
+    /// The fit allows for the curvature (see [`super::ScanConfig::curvature_from`]).
+    pub curved: bool,
 }
 
 /// A position where some window shape saw a shift beyond the candidate level.
@@ -28,18 +31,23 @@ pub(crate) struct Candidate {
 
 /// Window shapes for the given short sides: long-before/short-after finds shifts that soon
 /// recover, short-before/long-after the reverse. (Balanced windows are the segment scan's.)
-pub(crate) fn shapes(scales: &[usize], ratio: usize, max_window: usize) -> Vec<Shape> {
+pub(crate) fn shapes(cfg: &DetectConfig) -> Vec<Shape> {
     let mut out = Vec::new();
-    for &s in scales {
-        let long = (s * ratio).min(max_window).max(s);
+    for &s in &cfg.scales {
+        let long = (s * cfg.long_ratio).min(cfg.max_window).max(s);
+        // Below `curvature_from` a smooth decay bends too little over the long side to pass
+        // for a shift, and the curvature estimate would cost more than it saves.
+        let curved = long != s && long >= cfg.scan.curvature_from;
         for sh in [
             Shape {
                 left: long,
                 right: s,
+                curved,
             },
             Shape {
                 left: s,
                 right: long,
+                curved,
             },
         ] {
             if !out.contains(&sh) {
@@ -49,10 +57,6 @@ pub(crate) fn shapes(scales: &[usize], ratio: usize, max_window: usize) -> Vec<S
     }
     out
 }
-
-/// Below this long side a smooth decay bends too little to pass for a shift, and the
-/// curvature estimate would cost more than it saves.
-const CURVATURE_FROM: usize = 512;
 
 /// A fit at grid point `j` of `w` for a shape given in grid points.
 fn fit_on(
@@ -88,10 +92,6 @@ fn fit_on(
     shared_slope_on(w, k, (l, j), (j, r), curv)
 }
 
-fn needs_curvature(sh: Shape) -> bool {
-    sh.left != sh.right && sh.left.max(sh.right) >= CURVATURE_FROM
-}
-
 /// Drops (negative shifts) and rises whose |z| passes `z_candidate` at some shape.
 pub(crate) fn scan(
     p: &Prepared,
@@ -113,7 +113,7 @@ pub(crate) fn scan(
             _ => p.sums().coarsen(g),
         };
         let grid_shape = (sh.left.div_ceil(g), sh.right.div_ceil(g));
-        let curved = needs_curvature(sh);
+        let curved = sh.curved;
         // Runs of grid points beyond the level; each run is refined once around its peak.
         let mut run: Option<(usize, f64)> = None;
         for j in 1..w.len() {
@@ -180,7 +180,7 @@ fn push_refined(
 ) {
     let full = p.sums();
     let shape = (sh.left, sh.right);
-    let curved = needs_curvature(sh);
+    let curved = sh.curved;
     let sign = if drop { -1.0 } else { 1.0 };
     let best_in = |lo: usize, hi: usize, step: usize| {
         (lo..=hi)
@@ -250,15 +250,12 @@ pub(crate) fn suppress_clusters(
     kept
 }
 
-/// Grid spacing of the segment scan, in points.
-const SEGMENT_GRID: usize = 16;
-
 /// Scans the stretches between known changes with balanced windows that reach to the
 /// nearer end (capped by `reach`): a shift between close neighbours is seen at full
 /// strength only once the windows stop at the neighbours, which the fixed shapes of the
 /// first scan cannot do. Balanced windows let a curved trend cancel out without a
 /// curvature estimate, which early in training, where the curvature itself changes fast,
-/// would not hold. `grid` must have spacing `SEGMENT_GRID` (see `segment_grid`).
+/// would not hold. `grid` is [`segment_grid`]'s.
 ///
 /// Only stretches that end at one of `fresh` are scanned when it is given: the others were
 /// scanned before with the same ends.
@@ -335,6 +332,6 @@ pub(crate) fn segment_scan(
 }
 
 /// The coarse sums `segment_scan` reads.
-pub(crate) fn segment_grid(p: &Prepared) -> WindowSums {
-    p.sums().coarsen(SEGMENT_GRID)
+pub(crate) fn segment_grid(p: &Prepared, cfg: &DetectConfig) -> WindowSums {
+    p.sums().coarsen(cfg.scan.segment_grid.max(1))
 }

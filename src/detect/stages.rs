@@ -42,7 +42,7 @@ fn the_scan_proposes_a_candidate_at_a_planted_drop_and_none_far_from_it() {
     let p = prepare(&steps, &loss);
     let cfg = DetectConfig::default();
     let reach = reach::Reach::build(&p, &cfg);
-    let shapes = scan::shapes(&cfg.scales, cfg.long_ratio, cfg.max_window);
+    let shapes = scan::shapes(&cfg);
     let (down, _) = scan::scan(&p, &shapes, &reach, cfg.z_candidate);
     let kept = scan::suppress(down, 4);
     assert!(
