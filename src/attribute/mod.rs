@@ -544,7 +544,7 @@ pub fn analyze_trace(trace: &Trace, opts: &AnalyzeOptions) -> TraceAnalysis {
     let ev = events::extract(trace, opts.reset_every_epochs);
     let steps = trace.step_numbers();
     let losses = trace.losses();
-    let p = detect::prepare(&steps, &losses);
+    let p = detect::prepare_with(&steps, &losses, &opts.detect.prepare);
     let cfg = &opts.attribution;
     let units = LogUnits::of(trace);
     // Drops are placed for the question asked of them here: are they at an event, within

@@ -11,9 +11,6 @@ pub(crate) const NOISE_BLOCK: usize = 128;
 pub(crate) const NOISE_BLOCK_SHIFT: u32 = NOISE_BLOCK.trailing_zeros();
 /// Half-width of the robust level that outliers are pulled towards.
 const MEDIAN_HALF: usize = 7;
-/// Winsorizing limit in local sigmas: clips a few percent of Gaussian noise and most of
-/// the far tail of Student-t noise.
-pub(crate) const WINSOR_K: f64 = 2.5;
 /// MAD of a difference of two independent N(0, s^2) values, in units of s.
 const MAD_DIFF_TO_SIGMA: f64 = 1.482_602_218_505_602 / std::f64::consts::SQRT_2;
 /// The smallest scale used, so constant series give zero statistics, not NaN.
@@ -146,13 +143,13 @@ pub(crate) fn running_median(y: &[f64]) -> Vec<f64> {
     (0..y.len()).map(|i| level(&m5, i)).collect()
 }
 
-/// Clips each value to within `WINSOR_K` local sigmas of the robust local level, and
-/// returns that level at the middle of the series (a typical value, to centre on).
-pub(crate) fn winsorize(y: &mut [f64], sigma_of: impl Fn(usize) -> f64) -> f64 {
+/// Clips each value to within `k` local sigmas of the robust local level, and returns that
+/// level at the middle of the series (a typical value, to centre on).
+pub(crate) fn winsorize(y: &mut [f64], sigma_of: impl Fn(usize) -> f64, k: f64) -> f64 {
     let m5 = medians_of_five(y);
     for (i, v) in y.iter_mut().enumerate() {
         let m = level(&m5, i);
-        let k = WINSOR_K * sigma_of(i);
+        let k = k * sigma_of(i);
         *v = v.clamp(m - k, m + k);
     }
     if m5.is_empty() {

@@ -1,6 +1,7 @@
 //! The prepared series every test runs on: cleaned, on log scale, outliers damped,
 //! with prefix sums so any window's line fit costs O(1).
 
+use super::PrepareConfig;
 use super::clean::{CleaningReport, clean};
 use super::noise::{
     NOISE_BLOCK, NOISE_BLOCK_SHIFT, block_sigmas, global_sigma, long_run_factor, winsorize,
@@ -28,8 +29,14 @@ pub struct Prepared {
     cleaning: CleaningReport,
 }
 
-/// Cleans and prepares a loss series; never fails (an unusable series gives an empty one).
+/// Cleans and prepares a loss series with the default preparation; never fails (an
+/// unusable series gives an empty one).
 pub fn prepare(steps: &[u64], loss: &[f64]) -> Prepared {
+    prepare_with(steps, loss, &PrepareConfig::default())
+}
+
+/// [`prepare`] with the preparation of `cfg` (the detector's `DetectConfig::prepare`).
+pub fn prepare_with(steps: &[u64], loss: &[f64], cfg: &PrepareConfig) -> Prepared {
     let c = clean(steps, loss);
     let mut y: Vec<f64> = c.loss.iter().map(|v| v.ln()).collect();
     let first = c.steps.first().copied().unwrap_or(0);
@@ -49,7 +56,7 @@ pub fn prepare(steps: &[u64], loss: &[f64]) -> Prepared {
     let noise_sigma = global_sigma(&block_sigma);
     let sigma_of = |i: usize| block_sigma[i >> NOISE_BLOCK_SHIFT];
     let raw: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-    let center = winsorize(&mut y, sigma_of);
+    let center = winsorize(&mut y, sigma_of, cfg.winsor_k);
     for v in &mut y {
         *v -= center;
     }
