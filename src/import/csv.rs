@@ -51,7 +51,7 @@ pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported
     let cols = TraceColumns::resolve(name, &table.header, opts)?;
     let mut warnings = Vec::new();
     let mut builder = TraceBuilder::new(trace_name(name));
-    builder.reserve(table.line_count());
+    builder.reserve_lines(bytes);
     for row in table.rows() {
         let (line, record) = row?;
         builder.push(cols.row(name, &table.header, line, &record)?);
@@ -158,11 +158,6 @@ impl<'a> Table<'a> {
             name,
             bytes,
         })
-    }
-
-    /// Lines in the file: at most one data row each (an upper bound to reserve for).
-    pub(crate) fn line_count(&self) -> usize {
-        self.bytes.iter().filter(|&&b| b == b'\n').count() + 1
     }
 
     /// The data records in order, each `(line, record)`; the first error ends them.

@@ -60,6 +60,7 @@ impl LogFormat for JsonLines {
 pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported, InputError> {
     let text = utf8(name, bytes)?;
     let mut builder = TraceBuilder::new(trace_name(name));
+    builder.reserve_lines(bytes);
     let mut keys_seen = BTreeSet::new();
     let mut summaries = 0u64;
     let mut seen_override = Overrides::default();

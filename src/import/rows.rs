@@ -46,6 +46,11 @@ impl TraceBuilder {
         self.trace.steps.reserve(rows);
     }
 
+    /// Room for one training row per line of `bytes` (an upper bound for line-based logs).
+    pub(crate) fn reserve_lines(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.iter().filter(|&&b| b == b'\n').count() + 1);
+    }
+
     pub(crate) fn push(&mut self, row: Row) {
         if row.epoch.is_some() {
             self.last_epoch = row.epoch;

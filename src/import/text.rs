@@ -281,6 +281,7 @@ fn number(word: &str) -> Option<f64> {
 pub fn parse(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Imported, InputError> {
     let keys = Keys::from(opts);
     let mut builder = TraceBuilder::new(trace_name(name));
+    builder.reserve_lines(bytes);
     let (mut unmatched, mut first_line) = (0u64, None);
     let mut loss_keys = Vec::new();
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
