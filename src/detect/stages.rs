@@ -223,3 +223,32 @@ fn a_few_missing_rows_do_not_turn_the_global_search_off() {
     assert!(gappy + 3 >= whole, "with gaps {gappy}, whole {whole}");
     assert!(gappy >= old + 5, "now {gappy}, turned off by any gap {old}");
 }
+
+#[test]
+fn the_same_series_with_and_without_a_short_logging_gap_gives_the_same_drops_at_49k_and_51k() {
+    for n in [49_000, 51_000] {
+        let spec = SynthSpec {
+            n,
+            n_drops: 8,
+            ..SynthSpec::new(NoiseKind::Gaussian, Difficulty::Easy, 7)
+        };
+        let s = planted(&spec);
+        // Three rows missing in the middle (a logger that skipped a beat).
+        let (steps, loss): (Vec<u64>, Vec<f64>) = (0..n)
+            .filter(|i| !(n / 2..n / 2 + 3).contains(i))
+            .map(|i| (s.steps[i], s.loss[i]))
+            .unzip();
+        let cfg = DetectConfig::default();
+        let whole = drops_with(&s.steps, &s.loss, &cfg);
+        let gappy = drops_with(&steps, &loss, &cfg);
+        assert_eq!(whole.len(), gappy.len(), "{n}: {whole:?} against {gappy:?}");
+        // Placed within the placement window of each other (the global search places a
+        // drop where the chance of being within it is largest, not at one point).
+        for (a, b) in whole.iter().zip(&gappy) {
+            assert!(
+                a.abs_diff(*b) <= cfg.placement_window as u64,
+                "{n}: {whole:?} against {gappy:?}"
+            );
+        }
+    }
+}
