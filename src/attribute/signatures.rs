@@ -282,16 +282,28 @@ fn one() -> f64 {
 }
 
 /// The residual, in local noise units and in log-loss, of point `i` off the line through
-/// up to [`LINE_POINTS`] points before it, from `begin` on.
-fn residual_at(p: &Prepared, begin: usize, i: usize) -> Option<(f64, f64)> {
+/// up to [`LINE_POINTS`] points before it, from `begin` on. `buf` is scratch space reused
+/// across calls: this runs at every position of every epoch.
+fn residual_at(
+    p: &Prepared,
+    begin: usize,
+    i: usize,
+    buf: &mut (Vec<f64>, Vec<f64>),
+) -> Option<(f64, f64)> {
     let from = begin.max(i.saturating_sub(LINE_POINTS));
-    let (xs, ys): (Vec<f64>, Vec<f64>) = (from..i)
-        .filter_map(|j| Some((p.steps()[j] as f64, p.log_loss(j)?)))
-        .unzip();
+    let (xs, ys) = buf;
+    xs.clear();
+    ys.clear();
+    for j in from..i {
+        if let Some(y) = p.log_loss(j) {
+            xs.push(p.steps()[j] as f64);
+            ys.push(y);
+        }
+    }
     if xs.len() < MIN_LINE_POINTS {
         return None;
     }
-    let (a, b, rss) = fit_line(&xs, &ys)?;
+    let (a, b, rss) = fit_line(xs, ys)?;
     let y = p.log_loss(i)?;
     let sd = (rss / (xs.len() as f64 - 2.0))
         .sqrt()
@@ -309,6 +321,10 @@ pub fn last_batch(trace: &Trace, p: &Prepared, starts: &[u64]) -> Option<LastBat
     let mut eff = Vec::new();
     // |z| by position from the epoch start, over epochs (the last step excluded).
     let mut by_pos: Vec<Vec<f64>> = Vec::new();
+    let mut buf = (
+        Vec::with_capacity(LINE_POINTS),
+        Vec::with_capacity(LINE_POINTS),
+    );
     let mut prev_start: Option<usize> = p.index_of(trace.steps.first()?.step);
     for &s in starts {
         let Some(next) = p.index_of(s) else { break };
@@ -318,13 +334,13 @@ pub fn last_batch(trace: &Trace, p: &Prepared, starts: &[u64]) -> Option<LastBat
             continue;
         }
         let last = next - 1;
-        if let Some((zi, r)) = residual_at(p, begin, last) {
+        if let Some((zi, r)) = residual_at(p, begin, last, &mut buf) {
             z.push(zi);
             eff.push(r);
         }
         for i in begin + MIN_LINE_POINTS..last {
             let k = i - begin;
-            if let Some((zi, _)) = residual_at(p, begin, i) {
+            if let Some((zi, _)) = residual_at(p, begin, i, &mut buf) {
                 if by_pos.len() <= k {
                     by_pos.resize(k + 1, Vec::new());
                 }

@@ -343,11 +343,7 @@ pub fn table(b: &OverfitBench) -> String {
     if !f.overfitting_seeds.is_empty() {
         out.push_str(&format!(
             "called overfitting on fresh data: seeds {}\n",
-            f.overfitting_seeds
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            seed_list(&f.overfitting_seeds)
         ));
     }
     let overruled = |label: &str, c: &VerdictCounts| {
@@ -356,19 +352,13 @@ pub fn table(b: &OverfitBench) -> String {
         } else {
             format!(
                 "validation loss rose but the train/validation gap did not widen (plateau, not overfitting) on {label}: seeds {}\n",
-                c.gap_overruled_seeds
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                seed_list(&c.gap_overruled_seeds)
             )
         }
     };
     out.push_str(&overruled("fresh data", f));
     if let Some(c) = &b.control {
         out.push_str(&overruled("the control", c));
-    }
-    if let Some(c) = &b.control {
         out.push_str(&format!(
             "detection rate on the control: {} of {} = {} (95% Clopper-Pearson interval {} to {})\n",
             c.overfitting,
@@ -380,6 +370,15 @@ pub fn table(b: &OverfitBench) -> String {
     }
     out.push_str(&format!("wall time: {:.1} s\n", b.wall_s));
     out
+}
+
+/// Seeds as "1, 2, 3".
+fn seed_list(seeds: &[u64]) -> String {
+    seeds
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::data::{CellData, Dataset, batches, derive_seed, epoch_order};
 use super::model::Mlp;
 use super::schedule::lr_at;
-use super::train::{CellOutcome, io, planned_steps, score, write_epoch_rows};
+use super::train::{CellOutcome, io, planned_steps, read_losses, score, write_epoch_rows};
 use crate::error::InputError;
 use crate::manifest::CellStatus;
 use crate::scenario::{
@@ -318,21 +318,7 @@ pub fn train_stack(
             data.train.classes,
             &ad,
         );
-        let (layers, (ow, ob)) = model.parts();
-        let mut p = Vec::new();
-        let mut r = Vec::new();
-        for l in layers {
-            p.push(l.w);
-            p.push(l.b.unsqueeze_dim::<2>(0));
-            if let Some([g, b, rm, rv]) = l.bn {
-                p.push(g.unsqueeze_dim::<2>(0));
-                p.push(b.unsqueeze_dim::<2>(0));
-                r.push(rm.unsqueeze_dim::<2>(0));
-                r.push(rv.unsqueeze_dim::<2>(0));
-            }
-        }
-        p.push(ow);
-        p.push(ob.unsqueeze_dim::<2>(0));
+        let (p, r) = flat_params(&model);
         params.push(p);
         running.push(r);
         let trace_path = member.dir.join("trace.csv");
@@ -529,14 +515,7 @@ pub fn train_stack(
             on(StackEvent::Steps(c as u64));
         }
         // One read of the epoch's losses: [steps × cells].
-        let raw: Vec<f32> = if losses.is_empty() {
-            Vec::new()
-        } else {
-            Tensor::cat(losses, 0)
-                .into_data()
-                .try_to_vec_as::<f32>()
-                .unwrap_or_default()
-        };
+        let raw: Vec<f32> = read_losses(losses);
         let mut eval: Option<(Vec<f32>, Vec<f32>)> = None;
         let mut leaving = Vec::new();
         for (k, l) in live.iter_mut().enumerate() {
@@ -791,22 +770,7 @@ pub fn bench_stack(base: &Device, cells: usize, batch: usize, hidden: usize, ste
     let mut running = Vec::new();
     for c in 0..cells {
         ad.seed(c as u64);
-        let (layers, (ow, ob)) =
-            Mlp::new(&spec, BatchNormMode::Train, inputs, classes, &ad).parts();
-        let mut p: Vec<Tensor<2>> = Vec::new();
-        let mut r: Vec<Tensor<2>> = Vec::new();
-        for l in layers {
-            p.push(l.w);
-            p.push(l.b.unsqueeze_dim::<2>(0));
-            if let Some([g, b, rm, rv]) = l.bn {
-                p.push(g.unsqueeze_dim::<2>(0));
-                p.push(b.unsqueeze_dim::<2>(0));
-                r.push(rm.unsqueeze_dim::<2>(0));
-                r.push(rv.unsqueeze_dim::<2>(0));
-            }
-        }
-        p.push(ow);
-        p.push(ob.unsqueeze_dim::<2>(0));
+        let (p, r) = flat_params(&Mlp::new(&spec, BatchNormMode::Train, inputs, classes, &ad));
         per_cell.push(p);
         running.push(r);
     }
@@ -870,6 +834,29 @@ pub fn bench_stack(base: &Device, cells: usize, batch: usize, hidden: usize, ste
 }
 
 /// Stacks each parameter over the cells: `[cells, a, b]` from each cell's `[a, b]`.
+/// One cell's parameters in the stack's order (per hidden layer weight, bias as a row, and
+/// with batch norm gamma and beta; then the output weight and bias) and its batch-norm
+/// running statistics (mean, variance per layer), read in the order the forward pass
+/// initializes them.
+fn flat_params(model: &Mlp) -> (Vec<Tensor<2>>, Vec<Tensor<2>>) {
+    let (layers, (ow, ob)) = model.parts();
+    let mut p = Vec::new();
+    let mut r = Vec::new();
+    for l in layers {
+        p.push(l.w);
+        p.push(l.b.unsqueeze_dim::<2>(0));
+        if let Some([g, b, rm, rv]) = l.bn {
+            p.push(g.unsqueeze_dim::<2>(0));
+            p.push(b.unsqueeze_dim::<2>(0));
+            r.push(rm.unsqueeze_dim::<2>(0));
+            r.push(rv.unsqueeze_dim::<2>(0));
+        }
+    }
+    p.push(ow);
+    p.push(ob.unsqueeze_dim::<2>(0));
+    (p, r)
+}
+
 fn stack_cells(per_cell: Vec<Vec<Tensor<2>>>) -> Vec<Tensor<3>> {
     let n = per_cell.first().map_or(0, |p| p.len());
     let mut cols: Vec<Vec<Tensor<3>>> = (0..n).map(|_| Vec::new()).collect();

@@ -168,6 +168,18 @@ pub(crate) fn write_epoch_rows(
     Ok(())
 }
 
+/// An epoch's losses, kept on the device step by step, read back in one go: one
+/// synchronization per epoch instead of one per step.
+pub(crate) fn read_losses(losses: Vec<Tensor<1>>) -> Vec<f32> {
+    if losses.is_empty() {
+        return Vec::new();
+    }
+    Tensor::cat(losses, 0)
+        .into_data()
+        .try_to_vec_as::<f32>()
+        .unwrap_or_default()
+}
+
 /// Trains one cell and writes `dir/trace.csv` and `dir/val.csv` as it goes.
 ///
 /// `progress` is told after every optimizer step (for progress bars) and after every
@@ -275,17 +287,7 @@ pub fn train_cell(
             progress(Progress::Step);
         }
         progress(Progress::EpochTrained);
-        let raw: Vec<f64> = if losses.is_empty() {
-            Vec::new()
-        } else {
-            Tensor::cat(losses, 0)
-                .into_data()
-                .try_to_vec_as::<f32>()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|v| v as f64)
-                .collect()
-        };
+        let raw: Vec<f64> = read_losses(losses).into_iter().map(f64::from).collect();
         write_epoch_rows(
             s,
             &mut rows,

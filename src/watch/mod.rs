@@ -125,14 +125,7 @@ impl Watcher {
         let sigma = self.noise.sigma();
         found.extend(self.spikes.update(step, y, sigma, armed, &self.cfg));
         found.extend(self.drops(armed, sigma));
-        found
-            .into_iter()
-            .map(|(s, kind)| Alert {
-                step: s,
-                at: step,
-                kind,
-            })
-            .collect()
+        alerts(found, step)
     }
 
     /// Takes one validation point (after the training points up to `step`) and returns an
@@ -155,16 +148,8 @@ impl Watcher {
     /// [`Watcher::push_val`] with the whole record: its `train_loss_eval`, when present
     /// for every point that matters, is the training loss the gap is measured against.
     pub fn push_val_record(&mut self, v: &crate::trace::ValRecord) -> Vec<Alert> {
-        let step = v.step;
         let found = self.val.push(*v, self.cfg.max_val_points);
-        found
-            .into_iter()
-            .map(|(s, kind)| Alert {
-                step: s,
-                at: step,
-                kind,
-            })
-            .collect()
+        alerts(found.into_iter().collect(), v.step)
     }
 
     /// Points taken in (usable ones), and points skipped.
@@ -216,6 +201,14 @@ impl Watcher {
         };
         self.confirm.update(candidate, &self.ring, known, &self.cfg)
     }
+}
+
+/// Found events as alerts raised at step `at`.
+fn alerts(found: Vec<spike::Found>, at: u64) -> Vec<Alert> {
+    found
+        .into_iter()
+        .map(|(step, kind)| Alert { step, at, kind })
+        .collect()
 }
 
 #[cfg(test)]
